@@ -1,0 +1,1 @@
+"""The menda keyring backend (placeholder until the backend issue lands)."""
