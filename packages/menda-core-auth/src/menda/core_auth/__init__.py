@@ -1,5 +1,59 @@
-"""Menda configuration, credential resolution and token cache, shared with the Menda CLI."""
+"""Menda configuration, credential resolution and token cache, shared with the Menda CLI.
+
+Purely local: no network. ``resolve_identity()`` says who we are (the M2M
+environment trio, else a profile of ``~/.menda/mendacfg``); ``TokenCache`` reads
+and writes ``~/.menda/tokens/cache/`` exactly as the Menda CLI does.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from menda.core_auth._cache import (
+    ACCESS_TOKEN_MARGIN,
+    ACCESS_TOKEN_MAX_AHEAD,
+    REGISTRY_TOKEN_MARGIN,
+    REGISTRY_TOKEN_MAX_AHEAD,
+    AccessToken,
+    RegistryToken,
+    TokenCache,
+    default_cache_dir,
+    registry_cache_key,
+)
+from menda.core_auth._clock import utcnow
+from menda.core_auth._config import Profile, default_config_path, load_profile
+from menda.core_auth._env import (
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    ENV_CONFIG_FILE,
+    ENV_HOST,
+    ENV_LOG_LEVEL,
+    ENV_PROFILE_ID,
+    ENV_TOKEN_CACHE_DIR,
+)
+from menda.core_auth._host import normalize_host
+from menda.core_auth._resolve import Identity, resolve_identity
+
+__all__ = [
+    "ACCESS_TOKEN_MARGIN",
+    "ACCESS_TOKEN_MAX_AHEAD",
+    "ENV_CLIENT_ID",
+    "ENV_CLIENT_SECRET",
+    "ENV_CONFIG_FILE",
+    "ENV_HOST",
+    "ENV_LOG_LEVEL",
+    "ENV_PROFILE_ID",
+    "ENV_TOKEN_CACHE_DIR",
+    "REGISTRY_TOKEN_MARGIN",
+    "REGISTRY_TOKEN_MAX_AHEAD",
+    "AccessToken",
+    "Identity",
+    "Profile",
+    "RegistryToken",
+    "TokenCache",
+    "default_cache_dir",
+    "default_config_path",
+    "load_profile",
+    "normalize_host",
+    "registry_cache_key",
+    "resolve_identity",
+    "utcnow",
+]

@@ -1,0 +1,35 @@
+"""Names of the environment variables that Menda reads (config-and-cache.md)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "ENV_CLIENT_ID",
+    "ENV_CLIENT_SECRET",
+    "ENV_CONFIG_FILE",
+    "ENV_HOST",
+    "ENV_LOG_LEVEL",
+    "ENV_PROFILE_ID",
+    "ENV_TOKEN_CACHE_DIR",
+]
+
+ENV_CLIENT_ID = "MENDA_CLIENT_ID"
+ENV_CLIENT_SECRET = "MENDA_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_HOST = "MENDA_HOST"
+ENV_PROFILE_ID = "MENDA_PROFILE_ID"
+ENV_CONFIG_FILE = "MENDA_CONFIG_FILE"
+ENV_TOKEN_CACHE_DIR = "MENDA_TOKEN_CACHE_DIR"  # noqa: S105 - a variable name, not a secret
+ENV_LOG_LEVEL = "MENDA_LOG_LEVEL"
+
+
+def env_value(environ: Mapping[str, str], name: str) -> str | None:
+    """Return the stripped value of ``name``, or None when it is unset or empty."""
+    value = environ.get(name)
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value or None
