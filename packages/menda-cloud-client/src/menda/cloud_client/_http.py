@@ -1,0 +1,401 @@
+"""HTTP transport for menda cloud: one POST with timeouts, retries and errors that explain.
+
+`requests` is imported on the first request, never at module import: a keyring
+lookup answered from the token cache must not pay for loading it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import platform
+import random
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from menda.cloud_client._version import __version__
+from menda.core_auth import utcnow
+from menda.error import MendaCloudAPIError
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["RETRY_STATUSES", "Transport", "build_user_agent"]
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_BACKOFF = 8.0
+MAX_RETRY_AFTER = 30.0
+_MAX_TEXT = 300
+_HOST_HINT = "is MENDA_HOST / host pointing at menda cloud?"
+_CA_VARIABLES = "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_DIGITS = re.compile(r"[0-9]+")
+_WWW_AUTH_ERROR = re.compile(r'error="?([A-Za-z0-9_.-]+)"?')
+
+
+def _sleep(seconds: float) -> None:
+    """Wait between attempts; a module-level function so tests can replace it."""
+    time.sleep(seconds)
+
+
+def build_user_agent(extra: str | None = None) -> str:
+    """`menda-cloud-client/0.1.0 [extra] CPython/3.12.1 Linux`."""
+    parts = [f"menda-cloud-client/{__version__}"]
+    if extra:
+        cleaned = " ".join(_CONTROL.sub(" ", extra).split())
+        if cleaned:
+            parts.append(cleaned)
+    parts.append(f"{platform.python_implementation()}/{platform.python_version()}")
+    parts.append(platform.system() or "unknown")
+    return " ".join(parts)
+
+
+def _clean(text: str, secrets: Iterable[str] = (), limit: int = _MAX_TEXT) -> str:
+    """Make server-supplied text safe to put in a message: no secrets, no control characters."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _CONTROL.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+_POOL_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests/urllib3 error, without the connection-pool noise."""
+    seen: set[int] = set()
+    current = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        reason = getattr(current, "reason", None)
+        nested = [a for a in current.args if isinstance(a, BaseException)]
+        if isinstance(reason, BaseException):
+            current = reason
+        elif nested:
+            current = nested[-1]
+        else:
+            break
+    text = _POOL_PREFIX.sub("", str(current)) or type(current).__name__
+    return text.replace("Failed to establish a new connection: ", "")
+
+
+def _verify() -> bool | str:
+    # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself (trust_env), but not
+    # SSL_CERT_FILE, which uv, pip and corporate setups use: honour it too.
+    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+        return True
+    return os.environ.get("SSL_CERT_FILE") or True
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), capped at 30."""
+    if not value:
+        return None
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return float(min(int(value), int(MAX_RETRY_AFTER)))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        seconds = (when - utcnow()).total_seconds()
+    except OverflowError:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _content_kind(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower() or "a body with no content type"
+
+
+def _json_object(content: bytes, content_type: str) -> tuple[dict[str, Any] | None, str]:
+    """The body as a JSON object, or None and why not."""
+    if not content.strip():
+        return None, "the server sent an empty body"
+    try:
+        value = json.loads(content)
+    except (ValueError, RecursionError):
+        kind = _content_kind(content_type)
+        if "json" in kind:
+            return None, "the body is not valid JSON"
+        return None, f"the server answered {kind}, not JSON: {_HOST_HINT}"
+    if not isinstance(value, dict):
+        return None, f"expected a JSON object, got {type(value).__name__}"
+    return value, ""
+
+
+@dataclass
+class _Failure:
+    """One failed attempt, kept until we know whether it is the last."""
+
+    message: str
+    status_code: int | None = None
+    error: str | None = None
+    request_id: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+    def to_error(self, attempts: int) -> MendaCloudAPIError:
+        message = self.message
+        if attempts > 1:
+            message = f"{message} (gave up after {attempts} attempts)"
+        return MendaCloudAPIError(
+            message, status_code=self.status_code, error=self.error, request_id=self.request_id
+        )
+
+
+class Transport:
+    """POSTs to one menda cloud host with timeouts, retries and a deadline."""
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        timeout: tuple[float, float],
+        max_attempts: int,
+        deadline: float,
+        backoff: float,
+        user_agent: str,
+    ) -> None:
+        self.host = host
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.backoff = backoff
+        self.user_agent = user_agent
+        self._session: requests.Session | None = None
+
+    def __repr__(self) -> str:
+        return f"Transport(host={self.host!r})"
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _get_session(self) -> requests.Session:
+        if self._session is None:
+            # Imported here rather than at module level: requests and urllib3 add tens
+            # of milliseconds to start-up, and cache hits never need them.
+            import requests
+
+            session = requests.Session()
+            session.headers["User-Agent"] = self.user_agent
+            session.headers["Accept"] = "application/json"
+            self._session = session
+        return self._session
+
+    def post(
+        self,
+        path: str,
+        *,
+        form: Mapping[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """POST to `host + path` and return the JSON object of a 2xx answer.
+
+        Every failure, after retries, is a `MendaCloudAPIError`.
+        """
+        session = self._get_session()
+        import requests  # already loaded by _get_session
+        import urllib3
+
+        secrets = [s for s in secrets if s]
+        url = self.host + path
+        what = f"POST {path} at {self.host}"
+        start = time.monotonic()
+        last: _Failure | None = None
+        attempts = 0
+        for attempt in range(1, self.max_attempts + 1):
+            remaining = self.deadline - (time.monotonic() - start)
+            if remaining <= 0:
+                break
+            attempts = attempt
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+            sent = time.monotonic()
+            try:
+                response = session.post(
+                    url,
+                    data=form,
+                    json=json_body,
+                    headers=dict(headers or {}),
+                    timeout=timeout,
+                    allow_redirects=False,
+                    verify=_verify(),
+                )
+            except requests.exceptions.SSLError as exc:
+                log.debug("POST %s: TLS error: %s", url, type(exc).__name__)
+                raise MendaCloudAPIError(
+                    f"TLS certificate verification failed for {self.host} ({what}): "
+                    f"{_clean(_reason(exc), secrets)}. If a proxy or gateway re-signs TLS "
+                    f"traffic, point {_CA_VARIABLES} at its CA bundle (PEM)."
+                ) from exc
+            except requests.exceptions.ProxyError as exc:
+                failure = _Failure(
+                    f"{what} failed: could not reach menda cloud through the proxy: "
+                    f"{_clean(_reason(exc), secrets)}. Check HTTPS_PROXY / NO_PROXY.",
+                    retryable=True,
+                )
+            except requests.exceptions.Timeout as exc:
+                which = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
+                seconds = timeout[0] if which == "connect" else timeout[1]
+                failure = _Failure(
+                    f"{what} failed: no answer within {seconds:g} s ({which} timeout). "
+                    "Check the host setting (MENDA_HOST or the profile's host), your network "
+                    "and proxy (HTTPS_PROXY, NO_PROXY).",
+                    retryable=True,
+                )
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+                http.client.HTTPException,
+                urllib3.exceptions.HTTPError,  # requests lets a few of these through
+            ) as exc:
+                failure = _Failure(
+                    f"{what} failed: could not connect to or read from {self.host}: "
+                    f"{_clean(_reason(exc), secrets)}. Check the host setting "
+                    "(MENDA_HOST or the profile's host), your network and proxy "
+                    "(HTTPS_PROXY, NO_PROXY).",
+                    retryable=True,
+                )
+            except requests.exceptions.RequestException as exc:
+                raise MendaCloudAPIError(
+                    f"{what} failed: {type(exc).__name__}: {_clean(str(exc), secrets)}"
+                ) from exc
+            except OSError as exc:
+                # requests raises a bare OSError for a CA bundle path that does not exist.
+                raise MendaCloudAPIError(
+                    f"{what} failed: {_clean(str(exc), secrets)}. Check "
+                    "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and SSL_CERT_FILE."
+                ) from exc
+            else:
+                log.debug(
+                    "POST %s -> HTTP %d in %.0f ms (attempt %d of %d)",
+                    url,
+                    response.status_code,
+                    (time.monotonic() - sent) * 1000,
+                    attempt,
+                    self.max_attempts,
+                )
+                outcome = self._interpret(response, what, secrets)
+                if isinstance(outcome, dict):
+                    return outcome
+                failure = outcome
+                if not failure.retryable:
+                    raise failure.to_error(1)
+            if failure.status_code is None:
+                log.debug(
+                    "POST %s failed after %.0f ms (attempt %d of %d): %s",
+                    url,
+                    (time.monotonic() - sent) * 1000,
+                    attempt,
+                    self.max_attempts,
+                    failure.message,
+                )
+            last = failure
+            if attempt == self.max_attempts:
+                break
+            wait = failure.retry_after
+            if wait is None:
+                base = min(MAX_BACKOFF, self.backoff * 2 ** (attempt - 1))
+                wait = base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
+            remaining = self.deadline - (time.monotonic() - start)
+            if wait >= remaining:
+                log.debug("not retrying %s: waiting %.2f s would pass the deadline", url, wait)
+                break
+            log.debug("retrying %s in %.2f s", url, wait)
+            _sleep(wait)
+        if last is None:
+            last = _Failure(f"{what} failed: the {self.deadline:g} s deadline passed")
+        raise last.to_error(attempts)
+
+    def _interpret(
+        self, response: requests.Response, what: str, secrets: list[str]
+    ) -> dict[str, Any] | _Failure:
+        status = response.status_code
+        raw_id = response.headers.get("X-Request-Id")
+        request_id = (_clean(raw_id, secrets, limit=200) or None) if raw_id else None
+        content_type = response.headers.get("Content-Type", "")
+        content = response.content or b""
+        suffix = f" (request id {request_id})" if request_id else ""
+
+        if 200 <= status < 300:
+            body, problem = _json_object(content, content_type)
+            if body is not None:
+                return body
+            return _Failure(
+                f"{what}: malformed response (HTTP {status}): {problem}{suffix}",
+                status_code=status,
+                request_id=request_id,
+            )
+
+        if 300 <= status < 400:
+            location = response.headers.get("Location")
+            target = ""
+            if location:
+                parts = urlsplit(location)
+                target = _clean(f" to {parts.scheme}://{parts.netloc}{parts.path}", secrets)
+                if not parts.netloc:
+                    target = _clean(f" to {parts.path}", secrets)
+            return _Failure(
+                f"{what} failed: HTTP {status} redirect{target}. menda-cloud-client does not "
+                "follow redirects, so credentials never reach another host: set MENDA_HOST "
+                f"(or the profile's host) to the URL menda cloud really serves.{suffix}",
+                status_code=status,
+                request_id=request_id,
+            )
+
+        error: str | None = None
+        description: str | None = None
+        body, problem = _json_object(content, content_type)
+        if body is not None:
+            raw_error = body.get("error")
+            raw_description = body.get("error_description")
+            if isinstance(raw_error, str) and raw_error.strip():
+                error = _clean(raw_error, secrets, limit=100)
+            if isinstance(raw_description, str) and raw_description.strip():
+                description = _clean(raw_description, secrets)
+            if error is None and description is None:
+                problem = "the JSON body has no OAuth error"
+        if error is None:
+            # RFC 6750 servers may put the code in WWW-Authenticate instead.
+            match = _WWW_AUTH_ERROR.search(response.headers.get("WWW-Authenticate", ""))
+            if match:
+                error = match.group(1)
+
+        message = f"{what} failed: HTTP {status}"
+        if error:
+            message += f" {error}"
+        if description:
+            message += f": {description}"
+        elif problem:
+            message += f" ({problem})"
+        retryable = status in RETRY_STATUSES
+        retry_after = parse_retry_after(response.headers.get("Retry-After")) if retryable else None
+        return _Failure(
+            message + suffix,
+            status_code=status,
+            error=error,
+            request_id=request_id,
+            retryable=retryable,
+            retry_after=retry_after,
+        )
