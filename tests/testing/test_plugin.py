@@ -1,0 +1,166 @@
+"""The pytest fixtures of menda.testing.pytest_plugin, used as a test would use them."""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
+import requests
+
+from menda.testing import MendaCloudEmulator
+from menda.testing.pytest_plugin import FakeClock, MendaHome
+
+
+@pytest.fixture
+def polluted_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a developer's or CI machine may have set before the test runs."""
+    for name, value in {
+        "MENDA_HOST": "https://real.example",
+        "MENDA_CLIENT_SECRET": "real-secret",
+        "MENDA_PROFILE_ID": "prod",
+        "HTTPS_PROXY": "http://corp-proxy:3128",
+        "https_proxy": "http://corp-proxy:3128",
+        "NO_PROXY": "internal",
+        "all_proxy": "socks5://x",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("polluted_env")
+def test_menda_home_isolates_home_and_clears_menda_and_proxy_variables(
+    request: pytest.FixtureRequest,
+) -> None:
+    home: MendaHome = request.getfixturevalue("menda_home")
+    assert os.environ["HOME"] == str(home.home)
+    assert os.environ["USERPROFILE"] == str(home.home)
+    assert Path.home() == home.home
+    leftover = [
+        name
+        for name in os.environ
+        if name.upper().startswith("MENDA_") or name.upper().endswith("_PROXY")
+    ]
+    assert leftover == []
+    assert home.config_path == home.home / ".menda" / "mendacfg"
+    assert home.cache_dir == home.home / ".menda" / "tokens" / "cache"
+
+
+@pytest.mark.usefixtures("polluted_env")
+def test_menda_home_env_is_for_subprocesses(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home: MendaHome = request.getfixturevalue("menda_home")
+    monkeypatch.setenv("MENDA_LOG_LEVEL", "debug")  # set by the test after isolation: kept
+    env = home.env(MENDA_PROFILE_ID="dev", PATH=None)
+    assert env["HOME"] == str(home.home)
+    assert env["MENDA_LOG_LEVEL"] == "debug"
+    assert env["MENDA_PROFILE_ID"] == "dev"
+    assert "PATH" not in env
+    assert "MENDA_HOST" not in env
+    assert "HTTPS_PROXY" not in env
+    env = home.env()
+    out = subprocess.run(
+        [sys.executable, "-c", "import pathlib; print(pathlib.Path.home())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == str(home.home)
+
+
+def test_menda_home_writes_config_and_cached_login(menda_home: MendaHome) -> None:
+    path = menda_home.write_config({"default": {"host": "https://h"}}, defaults={"x": "1"})
+    assert path == menda_home.config_path
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path)
+    assert parser["default"]["host"] == "https://h"
+    assert parser["default"]["x"] == "1"
+    entry = menda_home.write_cached_login(
+        "default", host="https://h", access_token="mat_1", expires_at="2026-01-01T00:00:00Z"
+    )
+    assert entry.parent == menda_home.cache_dir
+    assert json.loads(entry.read_text())["access_token"] == "mat_1"
+
+
+def test_menda_home_profile_helpers_match_the_emulator(
+    menda_home: MendaHome, menda_cloud: MendaCloudEmulator
+) -> None:
+    menda_cloud.add_m2m_client("ci", "pw")
+    menda_home.add_m2m_profile(menda_cloud, "ci", "pw", profile="robot")
+    login = menda_home.add_u2m_profile(menda_cloud, profile="default", user="alice")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(menda_home.config_path)
+    assert parser["robot"]["client_id"] == "ci"
+    assert parser["robot"]["host"] == menda_cloud.url
+    assert parser["default"]["auth_type"] == "u2m"
+    cached = json.loads((menda_home.cache_dir / "default.token").read_text())
+    assert cached["refresh_token"] == login.refresh_token
+    assert cached["host"] == menda_cloud.url
+
+
+def test_menda_cloud_is_running_and_fresh(menda_cloud: MendaCloudEmulator) -> None:
+    assert menda_cloud.running
+    assert menda_cloud.requests == []
+    assert requests.get(menda_cloud.url + "/_emulator/requests", timeout=5).status_code == 200
+
+
+def test_m2m_client_is_registered_with_an_awkward_secret(
+    menda_cloud: MendaCloudEmulator, m2m_client: tuple[str, str]
+) -> None:
+    client_id, secret = m2m_client
+    assert any(ch in secret for ch in "+/:%#;")
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    response = requests.post(
+        menda_cloud.token_url,
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic " + base64.b64encode(raw).decode()},
+        timeout=5,
+    )
+    assert response.status_code == 200
+
+
+def test_clock_freezes_core_auth_time_and_advances(clock: FakeClock) -> None:
+    from menda.core_auth._clock import utcnow
+
+    start = utcnow()
+    assert start == clock.now()
+    assert utcnow() == start
+    assert clock.advance(90) == start + timedelta(seconds=90)
+    assert utcnow() == start + timedelta(seconds=90)
+    clock.advance(minutes=1)
+    assert utcnow() == start + timedelta(seconds=150)
+
+
+def test_frozen_clock_is_the_same_clock(clock: FakeClock, frozen_clock: FakeClock) -> None:
+    assert frozen_clock is clock
+
+
+def test_clock_drives_the_emulator_when_both_are_used(
+    menda_cloud: MendaCloudEmulator, clock: FakeClock
+) -> None:
+    menda_cloud.add_m2m_client("ci", "pw")
+    token, expires_at = menda_cloud.issue_access_token("ci", lifetime=60)
+    assert expires_at == clock.now() + timedelta(seconds=60)
+    clock.advance(61)
+    response = requests.post(
+        menda_cloud.registry_url,
+        json={
+            "registry_type": "codeartifact",
+            "domain": "d",
+            "domain_owner": "1",
+            "region": "r",
+            "repository": None,
+            "format": None,
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert response.json()["error"] == "invalid_token"
