@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from keyring.backend import KeyringBackend
 from keyring.credentials import SimpleCredential
 from keyring.errors import PasswordDeleteError, PasswordSetError
-
 from menda.keyring._service import parse_service
 
 if TYPE_CHECKING:
