@@ -1,0 +1,141 @@
+"""Shared set-up for end-to-end tests: real installers, the emulator, the fake repository.
+
+Every test gets a fresh menda cloud, a fake CodeArtifact repository reached by
+its genuine host name through the TLS-terminating proxy, an isolated home, and
+an environment in which `keyring` on PATH is the workspace's (so it carries
+our backend) and the machine's own pip/uv configuration is out of the way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from menda.testing import MendaCloudEmulator
+from menda.testing.codeartifact import FakeCodeArtifact
+from menda.testing.pytest_plugin import MendaHome
+
+DOMAIN, OWNER, REGION, REPO = "menda-private", "058264169513", "eu-west-1", "menda-plugins"
+HOST = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"
+CLIENT_ID, CLIENT_SECRET = "ci-bot", "e2e-client-secret-9f3a"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class E2E:
+    """One end-to-end world: cloud, repository, home, and how to run tools in it."""
+
+    cloud: MendaCloudEmulator
+    repo: FakeCodeArtifact
+    home: MendaHome
+    tmp: Path
+    uv: str
+    index_url: str  # https://<host>/pypi/<repo>/simple/, no userinfo
+    auth_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def aws_index_url(self) -> str:
+        """The index URL as the product page writes it: username aws, no password."""
+        return self.index_url.replace("https://", "https://aws@", 1)
+
+    def env(self, **overrides: str | None) -> dict[str, str]:
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PIP_", "UV_", "MENDA_", "TWINE_", "VIRTUAL_ENV", "KEYRING_"))
+        }
+        base.update(HOME=str(self.home.home), USERPROFILE=str(self.home.home))
+        env = self.repo.installer_env(base)
+        env.update(
+            # The workspace's keyring (with our backend) is the one installers spawn.
+            PATH=os.pathsep.join([str(BIN), env.get("PATH", "")]),
+            PIP_CONFIG_FILE=os.devnull,
+            PIP_DISABLE_PIP_VERSION_CHECK="1",
+            PIP_NO_CACHE_DIR="1",
+            UV_CACHE_DIR=str(self.tmp / "uv-cache"),
+            UV_PYTHON_DOWNLOADS="never",
+            PYTHONDONTWRITEBYTECODE="1",
+        )
+        env.update(self.auth_env)
+        for name, value in overrides.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
+
+    def run(
+        self,
+        *argv: str | Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 240,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(a) for a in argv],
+            env=dict(env) if env is not None else self.env(),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def venv(self, name: str = "venv") -> Path:
+        """A fresh virtual environment; returns its python."""
+        path = self.tmp / name
+        result = self.run(self.uv, "venv", path, "--python", sys.executable, "--quiet")
+        assert result.returncode == 0, result.stderr
+        scripts = path / ("Scripts" if sys.platform == "win32" else "bin")
+        return scripts / ("python.exe" if sys.platform == "win32" else "python")
+
+    # The auth sources of the product page, as users set them up.
+
+    def use_env_m2m(self) -> None:
+        self.cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET)
+        self.auth_env = {
+            "MENDA_CLIENT_ID": CLIENT_ID,
+            "MENDA_CLIENT_SECRET": CLIENT_SECRET,
+            "MENDA_HOST": self.cloud.url,
+        }
+
+    def use_profile_m2m(self, profile: str = "ci") -> None:
+        self.cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET)
+        self.home.add_m2m_profile(self.cloud, CLIENT_ID, CLIENT_SECRET, profile=profile)
+        self.auth_env = {"MENDA_PROFILE_ID": profile} if profile != "default" else {}
+
+
+@pytest.fixture
+def uv_binary() -> str:
+    path = os.environ.get("UV") or shutil.which("uv")
+    if path is None:
+        pytest.skip("uv is not installed")
+    return path
+
+
+@pytest.fixture
+def e2e(
+    menda_home: MendaHome,
+    menda_cloud: MendaCloudEmulator,
+    tmp_path: Path,
+    uv_binary: str,
+) -> Iterator[E2E]:
+    with FakeCodeArtifact(menda_cloud) as repo:
+        index_url = repo.add_repository(DOMAIN, OWNER, REGION, REPO)
+        repo.add_package(index_url, "menda-hello", "1.0.0", dependencies=["public-dep>=1"])
+        repo.add_public_package("public-dep", "1.2.0")
+        yield E2E(
+            cloud=menda_cloud,
+            repo=repo,
+            home=menda_home,
+            tmp=tmp_path,
+            uv=uv_binary,
+            index_url=index_url,
+        )
