@@ -58,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--access-token-lifetime", type=int, default=3600, metavar="SECONDS")
     serve.add_argument("--registry-token-lifetime", type=int, default=43200, metavar="SECONDS")
-    # Room for more subcommands (e.g. demo) next to serve.
+    # Room for more subcommands next to serve. `demo` takes its own options
+    # (menda-demo's); main() hands them over before this parser sees them.
+    commands.add_parser(
+        "demo",
+        help="show menda-keyring working end to end (menda-demo; see `demo --help`)",
+        add_help=False,
+    )
     return parser
 
 
@@ -90,7 +96,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["demo"]:
+        from menda.testing.demo import main as demo_main
+
+        return demo_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     if args.command == "serve":
         return serve(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects others
