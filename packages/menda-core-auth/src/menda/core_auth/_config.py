@@ -138,7 +138,9 @@ def _read_text(path: Path) -> str:
         # utf-8-sig: editors on Windows like to start the file with a byte-order mark.
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
+        # exc.start indexes exc.object, which lacks the BOM that utf-8-sig stripped.
+        decoded = exc.object if isinstance(exc.object, bytes) else data
+        line = decoded[: exc.start].count(b"\n") + 1
         raise InvalidConfigError(
             f"Menda config file {path} cannot be parsed: line {line} is not valid UTF-8. "
             "Save the file as UTF-8."
