@@ -141,10 +141,12 @@ def _read_text(path: Path) -> str:
         # exc.start indexes exc.object, which lacks the BOM that utf-8-sig stripped.
         decoded = exc.object if isinstance(exc.object, bytes) else data
         line = decoded[: exc.start].count(b"\n") + 1
-        raise InvalidConfigError(
-            f"Menda config file {path} cannot be parsed: line {line} is not valid UTF-8. "
-            "Save the file as UTF-8."
-        ) from None
+    # Raised outside the handler: the decode error (kept as __context__ even with
+    # "from None") holds the whole file, secrets included.
+    raise InvalidConfigError(
+        f"Menda config file {path} cannot be parsed: line {line} is not valid UTF-8. "
+        "Save the file as UTF-8."
+    )
 
 
 def _describe_parse_error(exc: configparser.Error) -> tuple[int | None, str]:
@@ -182,19 +184,19 @@ def _parse(text: str, path: Path) -> configparser.ConfigParser:
         parser.read_string(text, source=str(path))
     except configparser.Error as exc:
         line, reason = _describe_parse_error(exc)
-        where = f" at line {line}" if line is not None else ""
-        raise InvalidConfigError(
-            f"Menda config file {path} cannot be parsed{where}: {reason}. "
-            "Fix the file, or run `menda auth configure` to rewrite it."
-        ) from None
     except (ValueError, TypeError, RecursionError):
         # Defensive: configparser is not documented to raise these, but a login must
         # only ever fail with a MendaConfigError.
-        raise InvalidConfigError(
-            f"Menda config file {path} cannot be parsed: the file is not in INI format. "
-            "Fix the file, or run `menda auth configure` to rewrite it."
-        ) from None
-    return parser
+        line, reason = None, "the file is not in INI format"
+    else:
+        return parser
+    # Raised outside the handler: configparser's error (kept as __context__ even with
+    # "from None") quotes the offending line, which may hold a secret.
+    where = f" at line {line}" if line is not None else ""
+    raise InvalidConfigError(
+        f"Menda config file {path} cannot be parsed{where}: {reason}. "
+        "Fix the file, or run `menda auth configure` to rewrite it."
+    )
 
 
 def load_profile(

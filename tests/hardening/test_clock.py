@@ -1,0 +1,139 @@
+"""Clock trouble: a local clock ahead of or behind menda cloud, and entries dated implausibly."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from menda.core_auth import (
+    REGISTRY_TOKEN_MAX_AHEAD,
+    TokenCache,
+    registry_cache_key,
+    resolve_identity,
+)
+from menda.core_auth._cache import parse_time
+from menda.keyring.backend import MendaCodeArtifactKeyring
+from menda.testing.emulator import MendaCloudEmulator
+from menda.testing.files import write_cache_entry
+from menda.testing.pytest_plugin import MendaHome
+
+DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
+INDEX = f"https://{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com/pypi/menda-plugins/simple/"
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _local_clock(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
+    """Skew this machine's clock (as menda.core_auth sees it); menda cloud keeps real time."""
+    monkeypatch.setattr(
+        "menda.core_auth._clock._source", lambda: datetime.now(timezone.utc) + offset
+    )
+
+
+def _registry_path(home: MendaHome) -> Path:
+    identity = resolve_identity()
+    key = registry_cache_key(identity.cache_key, identity.host, DOMAIN, OWNER, REGION)
+    return TokenCache(home.cache_dir).path_for(key)
+
+
+def test_registry_token_already_past_by_the_local_clock_is_returned_but_not_cached(
+    m2m_env: dict[str, str],
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The local clock runs 13 h ahead: a fresh 12 h CodeArtifact token is "already past".
+    _local_clock(monkeypatch, timedelta(hours=13))
+    kr = MendaCodeArtifactKeyring()  # type: ignore[no-untyped-call]
+    with caplog.at_level(logging.DEBUG, logger="menda"):
+        first = kr.get_password(INDEX, "aws")
+        second = kr.get_password(INDEX, "aws")
+    for token in (first, second):
+        assert token is not None
+        # menda cloud, whose clock is right, still takes it.
+        assert menda_cloud.validate_registry_token(token, domain=DOMAIN, owner=OWNER, region=REGION)
+    assert not _registry_path(menda_home).exists()
+    assert "already expired" in caplog.text
+    assert menda_cloud.count("registry") == 2
+    # The access token's lifetime is counted from receipt on the local clock: still cached.
+    assert menda_cloud.count("token") == 1
+
+
+def _seed_far_future(home: MendaHome, cloud: MendaCloudEmulator, client_id: str) -> Path:
+    now = datetime.now(timezone.utc)
+    common = {"host": cloud.url}
+    write_cache_entry(
+        home.cache_dir,
+        client_id,
+        {
+            **common,
+            "access_token": "mat_from_the_far_future",
+            "token_type": "Bearer",
+            "expires_at": _rfc3339(now + timedelta(days=10)),
+            "auth_type": "m2m",
+            "client_id": client_id,
+        },
+    )
+    key = registry_cache_key(client_id, cloud.url, DOMAIN, OWNER, REGION)
+    return write_cache_entry(
+        home.cache_dir,
+        key,
+        {
+            **common,
+            "token": "caat_from_the_far_future",
+            "expires_at": _rfc3339(now + timedelta(days=30)),
+            "identity": client_id,
+            "domain": DOMAIN,
+            "domain_owner": OWNER,
+            "region": REGION,
+        },
+    )
+
+
+def test_entries_dated_beyond_their_lifetime_are_suspect_and_refetched_by_the_cli(
+    m2m_env: dict[str, str],
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    keyring_cli: Any,
+) -> None:
+    path = _seed_far_future(menda_home, menda_cloud, m2m_env["MENDA_CLIENT_ID"])
+    result = keyring_cli("get", INDEX, "aws", env=m2m_env)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token != "caat_from_the_far_future"
+    assert menda_cloud.validate_registry_token(token, domain=DOMAIN, owner=OWNER, region=REGION)
+    # Neither suspect entry was used: a fresh access token and a fresh registry token.
+    assert menda_cloud.count("token") == 1
+    assert menda_cloud.count("registry") == 1
+    entry = json.loads(path.read_bytes())
+    assert entry["token"] == token
+    expires_at = parse_time(entry["expires_at"])
+    assert expires_at is not None
+    assert expires_at <= datetime.now(timezone.utc) + REGISTRY_TOKEN_MAX_AHEAD
+
+
+def test_local_clock_far_behind_makes_good_entries_look_suspect_and_they_are_refetched(
+    m2m_env: dict[str, str],
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kr = MendaCodeArtifactKeyring()  # type: ignore[no-untyped-call]
+    first = kr.get_password(INDEX, "aws")
+    assert first is not None
+    assert kr.get_password(INDEX, "aws") == first  # a cache hit with the right clock
+    # Two days behind: the 12 h token now seems to last 2.5 days, which no token does.
+    _local_clock(monkeypatch, -timedelta(days=2))
+    second = kr.get_password(INDEX, "aws")
+    assert second is not None
+    assert second != first
+    assert menda_cloud.count("registry") == 2
+    assert menda_cloud.count("token") == 2
