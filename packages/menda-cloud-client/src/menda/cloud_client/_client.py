@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import logging
 import math
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from menda.cloud_client._http import Transport, build_user_agent
 from menda.cloud_client._models import RegistryCredential, RegistryRequest
 from menda.core_auth import (
     AccessToken,
     RegistryToken,
     TokenCache,
+    parse_time,
     registry_cache_key,
     utcnow,
 )
@@ -24,6 +23,7 @@ from menda.error import MendaCloudAPIError, NoCachedLoginError
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from menda.cloud_client._http import Transport
     from menda.core_auth import Identity
 
 __all__ = ["REGISTRY_PATH", "TOKEN_PATH", "MendaCloudClient"]
@@ -35,35 +35,12 @@ REGISTRY_PATH = "/api/v1/auth/registry/token"
 
 # Longer than any sane token lifetime; also keeps timedelta() from overflowing.
 _MAX_EXPIRES_IN = 10 * 366 * 24 * 3600
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
-)
 
 
 def _malformed(path: str, host: str, why: str) -> MendaCloudAPIError:
     return MendaCloudAPIError(
         f"POST {path} at {host}: malformed response (HTTP 200): {why}", status_code=200
     )
-
-
-def _parse_rfc3339(value: str) -> datetime | None:
-    match = _RFC3339.fullmatch(value.strip())
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    micro = int((fraction[1:] + "000000")[:6]) if fraction else 0
-    try:
-        if offset in ("Z", "z"):
-            tz = timezone.utc
-        else:
-            sign = 1 if offset[0] == "+" else -1
-            tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
-        local = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz
-        )
-        return local.astimezone(timezone.utc)
-    except (ValueError, OverflowError):
-        return None
 
 
 def _basic_auth(client_id: str, client_secret: str) -> str:
@@ -99,14 +76,29 @@ class MendaCloudClient:
             raise ValueError("backoff must not be negative")
         self.identity = identity
         self.cache = cache if cache is not None else TokenCache()
-        self._transport = Transport(
-            identity.host,
-            timeout=timeout,
-            max_attempts=max_attempts,
-            deadline=deadline,
-            backoff=backoff,
-            user_agent=build_user_agent(user_agent_extra),
-        )
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._deadline = deadline
+        self._backoff = backoff
+        self._user_agent_extra = user_agent_extra
+        self._transport_instance: Transport | None = None
+
+    @property
+    def _transport(self) -> Transport:
+        # Built on first use: a cached answer never loads the HTTP module (or
+        # requests behind it), and keyring pays for this on every install.
+        if self._transport_instance is None:
+            from menda.cloud_client._http import Transport, build_user_agent
+
+            self._transport_instance = Transport(
+                self.identity.host,
+                timeout=self._timeout,
+                max_attempts=self._max_attempts,
+                deadline=self._deadline,
+                backoff=self._backoff,
+                user_agent=build_user_agent(self._user_agent_extra),
+            )
+        return self._transport_instance
 
     def __repr__(self) -> str:
         return (
@@ -116,7 +108,8 @@ class MendaCloudClient:
 
     def close(self) -> None:
         """Close the HTTP session, if one was opened."""
-        self._transport.close()
+        if self._transport_instance is not None:
+            self._transport_instance.close()
 
     def __enter__(self) -> MendaCloudClient:
         return self
@@ -341,7 +334,7 @@ class MendaCloudClient:
         if not isinstance(token, str) or not token:
             raise _malformed(REGISTRY_PATH, host, "'token' is missing or not a string")
         raw_expiry = body.get("expires_at")
-        expires_at = _parse_rfc3339(raw_expiry) if isinstance(raw_expiry, str) else None
+        expires_at = parse_time(raw_expiry)
         if expires_at is None:
             raise _malformed(REGISTRY_PATH, host, "'expires_at' is missing or not RFC 3339")
         return RegistryToken(

@@ -16,6 +16,7 @@ from menda.core_auth._cache import (
     RegistryToken,
     TokenCache,
     default_cache_dir,
+    parse_time,
     registry_cache_key,
 )
 from menda.core_auth._clock import utcnow
@@ -53,6 +54,7 @@ __all__ = [
     "default_config_path",
     "load_profile",
     "normalize_host",
+    "parse_time",
     "registry_cache_key",
     "resolve_identity",
     "utcnow",
