@@ -546,9 +546,14 @@ def test_token_reprs_mask_secrets() -> None:
     assert "***" in repr(registry)
 
 
-def test_naive_expiry_is_taken_as_utc() -> None:
+def test_naive_expiry_is_taken_as_utc(cache: TokenCache) -> None:
     token = AccessToken("at", datetime(2026, 11, 27, 7, 0), HOST, "m2m", "c")
-    assert token.expires_at == datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
+    assert token.is_valid(datetime(2026, 11, 27, 6, 58, tzinfo=timezone.utc))
+    assert not token.is_valid(datetime(2026, 11, 27, 6, 59, 30, tzinfo=timezone.utc))
+    cache.store_access_token("k", token)
+    entry = cache.read_entry("k")
+    assert entry is not None
+    assert entry["expires_at"] == "2026-11-27T07:00:00Z"
 
 
 # ----------------------------------------------------------------------------- time format

@@ -10,10 +10,9 @@ import contextlib
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from menda.core_auth._clock import utcnow
 from menda.core_auth._config import _home, _HomeUnknownError
@@ -126,7 +125,7 @@ def _plausible(
 ) -> bool:
     current = _as_utc(now if now is not None else utcnow())
     try:
-        return current + margin < expires_at <= current + ahead
+        return current + margin < _as_utc(expires_at) <= current + ahead
     except OverflowError:
         return False
 
@@ -134,9 +133,11 @@ def _plausible(
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, repr=False)
-class AccessToken:
+class AccessToken(NamedTuple):
     """A menda cloud access token as cached; the token values never show in its repr."""
+
+    # A NamedTuple rather than a frozen dataclass: building a dataclass costs
+    # about 0.3 ms at import, and keyring imports this on every install.
 
     access_token: str
     expires_at: datetime
@@ -145,9 +146,6 @@ class AccessToken:
     client_id: str | None
     refresh_token: str | None = None
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "expires_at", _as_utc(self.expires_at))
 
     def is_valid(self, now: datetime | None = None) -> bool:
         """True when more than 60 s are left and the expiry is not implausibly far away."""
@@ -162,8 +160,7 @@ class AccessToken:
         )
 
 
-@dataclass(frozen=True, repr=False)
-class RegistryToken:
+class RegistryToken(NamedTuple):
     """A CodeArtifact authorization token as cached; the token never shows in its repr."""
 
     token: str
@@ -173,9 +170,6 @@ class RegistryToken:
     domain: str
     domain_owner: str
     region: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "expires_at", _as_utc(self.expires_at))
 
     def is_valid(self, now: datetime | None = None) -> bool:
         """True when more than 15 min are left and the expiry is within 12 h (+5 min)."""
