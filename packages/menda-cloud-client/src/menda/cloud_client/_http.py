@@ -124,6 +124,32 @@ def _content_kind(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower() or "a body with no content type"
 
 
+def _what_to_do(what: str, status: int) -> str:
+    """The fix to suggest for an error status, so every message says what to do next."""
+    if status == 401 and "/oauth2/" in what:
+        return (
+            "Check the client id and secret (MENDA_CLIENT_ID / MENDA_CLIENT_SECRET, or the "
+            "profile's client_id / client_secret)"
+        )
+    if status == 401:
+        return (
+            "menda cloud rejected a fresh access token too: run 'menda auth login', "
+            "or check the M2M client"
+        )
+    if status == 403:
+        return (
+            "Your Menda identity may not use this CodeArtifact repository: "
+            "ask your Menda administrator for access, or check the index URL"
+        )
+    if status == 404:
+        return (
+            "Check the CodeArtifact domain, owner and region in the index URL, and the host setting"
+        )
+    if status == 429 or status >= 500:
+        return "menda cloud is busy or unavailable: try again in a minute"
+    return ""
+
+
 def _json_object(content: bytes, content_type: str) -> tuple[dict[str, Any] | None, str]:
     """The body as a JSON object, or None and why not."""
     if not content.strip():
@@ -389,6 +415,9 @@ class Transport:
             message += f": {description}"
         elif problem:
             message += f" ({problem})"
+        hint = _what_to_do(what, status)
+        if hint:
+            message += f". {hint}"
         retryable = status in RETRY_STATUSES
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if retryable else None
         return _Failure(
