@@ -96,6 +96,32 @@ class E2E:
         scripts = path / ("Scripts" if sys.platform == "win32" else "bin")
         return scripts / ("python.exe" if sys.platform == "win32" else "python")
 
+    def uv_pip_install(
+        self,
+        python: Path,
+        *args: str,
+        index_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`uv pip install menda-hello` from the private index, through keyring."""
+        return self.run(
+            self.uv,
+            "pip",
+            "install",
+            "--no-progress",
+            "--python",
+            python,
+            "--keyring-provider",
+            "subprocess",
+            "--index-url",
+            index_url or self.aws_index_url,
+            "--extra-index-url",
+            self.repo.public_index_url,
+            *args,
+            "menda-hello",
+            env=env,
+        )
+
     # The auth sources of the product page, as users set them up.
 
     def use_env_m2m(self) -> None:

@@ -26,29 +26,6 @@ pytestmark = pytest.mark.e2e
 PACKAGE = "menda-hello"
 
 
-def uv_pip_install(
-    e2e: E2E, python: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`uv pip install` of menda-hello from the private index (userinfo `aws@`)."""
-    return e2e.run(
-        e2e.uv,
-        "pip",
-        "install",
-        "--no-progress",
-        "--python",
-        python,
-        "--keyring-provider",
-        "subprocess",
-        "--index-url",
-        e2e.aws_index_url,
-        "--extra-index-url",
-        e2e.repo.public_index_url,
-        *args,
-        PACKAGE,
-        env=env,
-    )
-
-
 def assert_imports(e2e: E2E, python: Path) -> None:
     result = e2e.run(python, "-c", "import menda_hello, public_dep")
     assert result.returncode == 0, result.stderr
@@ -128,7 +105,7 @@ def test_uv_pip_install_costs_one_token_and_one_registry_request(e2e: E2E) -> No
     e2e.use_env_m2m()
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     assert_ok(result)
     assert_imports(e2e, python)
@@ -143,12 +120,12 @@ def test_uv_pip_install_costs_one_token_and_one_registry_request(e2e: E2E) -> No
 def test_second_uv_run_is_served_from_the_token_cache(e2e: E2E) -> None:
     e2e.use_env_m2m()
     python = e2e.venv()
-    assert_ok(uv_pip_install(e2e, python))
+    assert_ok(e2e.uv_pip_install(python))
     cloud_before, repo_before = len(e2e.cloud.requests), valid_repo_auths(e2e)
 
     # A new uv process spawns a new keyring process; --no-cache makes uv go to the
     # repository again, so it must authenticate again.
-    again = uv_pip_install(e2e, python, "--reinstall", "--no-cache")
+    again = e2e.uv_pip_install(python, "--reinstall", "--no-cache")
 
     assert_ok(again)
     assert_imports(e2e, python)
@@ -205,7 +182,7 @@ def test_uv_install_with_m2m(e2e: E2E, source: str, cache_file: str) -> None:
         assert "MENDA_CLIENT_ID" not in e2e.env()
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     assert_ok(result)
     assert_imports(e2e, python)
@@ -221,7 +198,7 @@ def test_uv_install_with_u2m_cached_login_needs_no_token_request(e2e: E2E) -> No
     e2e.home.add_u2m_profile(e2e.cloud, user="alice")
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     assert_ok(result)
     assert_imports(e2e, python)
@@ -244,7 +221,7 @@ def test_uv_install_with_expired_u2m_login_refreshes_and_stores_rotated_token(e2
     )
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     assert_ok(result)
     assert_imports(e2e, python)

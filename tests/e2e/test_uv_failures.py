@@ -27,26 +27,6 @@ CLIENT_ID, CLIENT_SECRET = "ci-bot", "e2e-client-secret-9f3a"  # as tests/e2e/co
 LINE_PREFIX = "menda-keyring: "
 
 
-def uv_pip_install(
-    e2e: E2E, python: Path, index_url: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return e2e.run(
-        e2e.uv,
-        "pip",
-        "install",
-        "--no-progress",
-        "--python",
-        python,
-        "--keyring-provider",
-        "subprocess",
-        "--index-url",
-        index_url or e2e.aws_index_url,
-        "--extra-index-url",
-        e2e.repo.public_index_url,
-        PACKAGE,
-    )
-
-
 def our_lines(
     result: subprocess.CompletedProcess[str], message: str, error_class: str
 ) -> list[str]:
@@ -74,7 +54,7 @@ def assert_package_not_installed(e2e: E2E, python: Path) -> None:
 def test_uv_without_config_file_says_config_not_found(e2e: E2E) -> None:
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     lines = our_lines(result, "Menda config file not found", "ConfigFileNotFoundError")
     assert len(set(lines)) == 1
@@ -89,7 +69,7 @@ def test_uv_with_unknown_profile_names_it(e2e: E2E) -> None:
     e2e.auth_env = {"MENDA_PROFILE_ID": "nope"}
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     lines = our_lines(result, "No profile 'nope'", "ProfileNotFoundError")
     assert len(set(lines)) == 1
@@ -102,7 +82,7 @@ def test_uv_with_u2m_profile_never_logged_in_says_run_login(e2e: E2E) -> None:
     e2e.home.write_config({"default": {"host": e2e.cloud.url, "auth_type": "u2m"}})
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     lines = our_lines(result, "No valid cached token for profile 'default'", "NoCachedLoginError")
     assert len(set(lines)) == 1
@@ -116,7 +96,7 @@ def test_uv_when_menda_cloud_refuses_the_domain_shows_the_403(e2e: E2E) -> None:
     e2e.cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET, domains=["other"])
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     lines = our_lines(result, "", "MendaCloudAPIError")
     for line in lines:
@@ -137,7 +117,7 @@ def test_uv_when_menda_cloud_is_down_fails_with_one_line(e2e: E2E) -> None:
     e2e.cloud.stop()
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     lines = our_lines(result, "", "MendaCloudAPIError")
     for line in lines:
@@ -151,7 +131,9 @@ def test_uv_with_other_username_gets_hint_and_no_request(e2e: E2E) -> None:
     e2e.use_env_m2m()
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python, e2e.index_url.replace("https://", "https://bob@", 1))
+    result = e2e.uv_pip_install(
+        python, index_url=e2e.index_url.replace("https://", "https://bob@", 1)
+    )
 
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
@@ -168,7 +150,7 @@ def test_uv_install_survives_one_transient_503_from_menda_cloud(e2e: E2E) -> Non
     e2e.cloud.inject("registry", Status(503))
     python = e2e.venv()
 
-    result = uv_pip_install(e2e, python)
+    result = e2e.uv_pip_install(python)
 
     assert result.returncode == 0, result.stderr
     assert LINE_PREFIX not in result.stderr

@@ -470,8 +470,8 @@ def _check(
     *,
     no_cache: bool,
 ) -> dict[str, Any]:
-    from menda.cloud_client import MendaCloudClient, RegistryRequest
-    from menda.keyring import __version__
+    from menda.cloud_client import MendaCloudClient
+    from menda.keyring.backend import _registry_request, _user_agent
 
     used_cache = (
         _FreshCache(cache.directory, bypass_access=identity.auth_type == "m2m")
@@ -482,18 +482,8 @@ def _check(
     report: dict[str, Any] = {"no_cache": no_cache}
     start = time.monotonic()
     try:
-        with MendaCloudClient(
-            identity, cache=used_cache, user_agent_extra=f"menda-keyring/{__version__}"
-        ) as client:
-            credential = client.registry_token(
-                RegistryRequest(
-                    domain=service.domain,
-                    domain_owner=service.domain_owner,
-                    region=service.region,
-                    repository=service.repository,
-                    format=service.format,
-                )
-            )
+        with MendaCloudClient(identity, cache=used_cache, user_agent_extra=_user_agent()) as client:
+            credential = client.registry_token(_registry_request(service))
     except Exception as exc:
         report.update(ok=False, error=_error(exc))
     else:

@@ -20,6 +20,7 @@ from keyring.errors import PasswordDeleteError, PasswordSetError
 from menda.keyring._service import parse_service
 
 if TYPE_CHECKING:
+    from menda.cloud_client import RegistryRequest
     from menda.keyring._service import CodeArtifactService
 
 __all__ = ["MendaCodeArtifactKeyring"]
@@ -89,21 +90,13 @@ class MendaCodeArtifactKeyring(KeyringBackend):
 def _fetch_token(target: CodeArtifactService) -> str:
     # Imported here, not at module level: these are only needed for a
     # CodeArtifact service, and keyring loads this module on every run.
-    from menda.cloud_client import MendaCloudClient, RegistryRequest
+    from menda.cloud_client import MendaCloudClient
     from menda.core_auth import resolve_identity
 
     identity = resolve_identity()
     log.debug("resolved %r for %s", identity, target.endpoint)
     client = MendaCloudClient(identity, user_agent_extra=_user_agent())
-    credential = client.registry_token(
-        RegistryRequest(
-            domain=target.domain,
-            domain_owner=target.domain_owner,
-            region=target.region,
-            repository=target.repository,
-            format=target.format,
-        )
-    )
+    credential = client.registry_token(_registry_request(target))
     log.debug(
         "token for %s-%s (%s) valid until %s%s",
         target.domain,
@@ -113,6 +106,19 @@ def _fetch_token(target: CodeArtifactService) -> str:
         " (from cache)" if credential.from_cache else "",
     )
     return credential.token
+
+
+def _registry_request(target: CodeArtifactService) -> RegistryRequest:
+    """What menda cloud is asked for, from the parts of the service name."""
+    from menda.cloud_client import RegistryRequest
+
+    return RegistryRequest(
+        domain=target.domain,
+        domain_owner=target.domain_owner,
+        region=target.region,
+        repository=target.repository,
+        format=target.format,
+    )
 
 
 def _user_agent() -> str:
