@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from menda.cloud_client._models import RegistryCredential, RegistryRequest
 from menda.core_auth import (
+    ACCESS_TOKEN_MAX_AHEAD,
     AccessToken,
     RegistryToken,
     TokenCache,
@@ -202,6 +203,11 @@ class MendaCloudClient:
         if cached is None:
             raise self._no_login("no cached login")
         if not cached.refresh_token:
+            if cached.expires_at > utcnow() + ACCESS_TOKEN_MAX_AHEAD:
+                raise self._no_login(
+                    "the cached token expires implausibly far ahead (is the system clock "
+                    "right?) and there is no refresh token"
+                )
             raise self._no_login("the cached token has expired and has no refresh token")
         if not cached.client_id:
             raise self._no_login("the cached login has no client id to refresh with")

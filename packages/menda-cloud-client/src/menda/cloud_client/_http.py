@@ -124,6 +124,10 @@ def _content_kind(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower() or "a body with no content type"
 
 
+def _keep_our_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    return request
+
+
 def _what_to_do(what: str, status: int) -> str:
     """The fix to suggest for an error status, so every message says what to do next."""
     if status == 401 and "/oauth2/" in what:
@@ -224,6 +228,10 @@ class Transport:
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
             session.headers["Accept"] = "application/json"
+            # Without an auth of its own, requests fills Authorization from ~/.netrc,
+            # replacing our Basic or Bearer header and sending the user's netrc
+            # password to menda cloud. A no-op auth keeps our header and the netrc out.
+            session.auth = _keep_our_authorization
             self._session = session
         return self._session
 
