@@ -28,7 +28,6 @@ __all__ = ["MendaCodeArtifactKeyring"]
 log = logging.getLogger("menda.keyring")
 
 USERNAME = "aws"
-_LOG_LEVEL_VAR = "MENDA_LOG_LEVEL"
 
 
 class _NotStored(PasswordSetError, PasswordDeleteError, NotImplementedError):
@@ -135,8 +134,8 @@ def _report(exc: Exception) -> None:
     else:
         # Not ours to word: the type only, since its text may quote anything.
         log.warning(
-            "unexpected %s while getting a CodeArtifact token; "
-            "run with MENDA_LOG_LEVEL=debug for details and report it.",
+            "Unexpected error while getting a CodeArtifact token; run with "
+            "MENDA_LOG_LEVEL=debug for details and report it. [%s]",
             type(exc).__name__,
         )
     log.debug("traceback of the failure above", exc_info=exc)
@@ -169,7 +168,10 @@ def _configure_logging() -> None:
 
 
 def _requested_level() -> int | None:
-    value = os.environ.get(_LOG_LEVEL_VAR, "").strip().upper()
+    # Only called for a CodeArtifact service, which imports core-auth anyway.
+    from menda.core_auth import ENV_LOG_LEVEL
+
+    value = os.environ.get(ENV_LOG_LEVEL, "").strip().upper()
     if not value:
         return None
     level = logging.getLevelName(value)
