@@ -40,10 +40,7 @@ def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
 def secrets_of(e2e: E2E) -> list[str]:
     """Every registry token minted so far, and the access/refresh tokens in the cache."""
     found = [minted.token for minted in e2e.cloud.minted_registry_tokens]
-    if e2e.home.cache_dir.is_dir():
-        for path in e2e.home.cache_dir.glob("*.token"):
-            entry = json.loads(path.read_text())
-            found += [entry[k] for k in ("access_token", "refresh_token", "token") if k in entry]
+    found += e2e.home.cached_secrets()
     assert found, "no token was minted or cached"
     return found
 

@@ -36,7 +36,7 @@ from menda.keyring import backend as backend_module
 from menda.keyring.backend import MendaCodeArtifactKeyring
 from menda.testing._faults import Delay, Drop, Malformed, NonJSON, Status, Truncate
 from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.files import write_cache_entry, write_cached_login
+from menda.testing.files import cached_secrets, write_cache_entry, write_cached_login
 from menda.testing.pytest_plugin import MendaHome
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
@@ -295,16 +295,7 @@ def known_secrets(cloud: MendaCloudEmulator, cache_dir: Path) -> set[str]:
     # Private to the emulator, read here only to learn what to look for.
     found.update(getattr(cloud, "_access", {}))
     found.update(getattr(cloud, "_refresh", {}))
-    if cache_dir.is_dir():
-        for path in cache_dir.glob("*.token"):
-            try:
-                entry = json.loads(path.read_bytes())
-            except ValueError:
-                continue
-            if isinstance(entry, dict):
-                for name in ("access_token", "refresh_token", "token"):
-                    if isinstance(entry.get(name), str):
-                        found.add(entry[name])
+    found.update(cached_secrets(cache_dir))
     return {s for s in found if len(s) >= 8}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -34,16 +33,6 @@ def keyring_get(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
-
-
-def secrets_in_cache(home: MendaHome) -> list[str]:
-    found: list[str] = []
-    for path in home.cache_dir.glob("*.token"):
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        found += [
-            entry[name] for name in ("access_token", "refresh_token", "token") if entry.get(name)
-        ]
-    return found
 
 
 @pytest.fixture
@@ -80,7 +69,7 @@ def test_debug_traces_resolution_cache_and_requests_without_secrets(
     # Every line is ours, and stdout is still just the token.
     assert all(line.startswith("menda-keyring: ") for line in first.stderr.splitlines())
     assert first.stdout == second.stdout
-    secrets = [CLIENT_SECRET, first.stdout.strip(), *secrets_in_cache(menda_home)]
+    secrets = [CLIENT_SECRET, first.stdout.strip(), *menda_home.cached_secrets()]
     for secret in secrets:
         assert secret
         assert secret not in first.stderr
@@ -118,5 +107,5 @@ def test_debug_on_failure_adds_the_trace_but_no_secret(
     statuses = [m["status"] for m in REQUEST_LINE.finditer(result.stderr)]
     assert statuses == ["200", "403"]
     assert "[MendaCloudAPIError]" in result.stderr
-    for secret in [CLIENT_SECRET, *secrets_in_cache(menda_home)]:
+    for secret in [CLIENT_SECRET, *menda_home.cached_secrets()]:
         assert secret not in result.stderr

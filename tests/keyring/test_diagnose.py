@@ -40,17 +40,6 @@ def run_module(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-def cached_secrets(home: MendaHome) -> list[str]:
-    """Every token value the runs wrote into the cache."""
-    found: list[str] = []
-    for path in home.cache_dir.glob("*.token"):
-        entry = json.loads(path.read_text(encoding="utf-8"))
-        found += [
-            entry[name] for name in ("access_token", "refresh_token", "token") if entry.get(name)
-        ]
-    return found
-
-
 def assert_no_secret(result: subprocess.CompletedProcess[str], secrets: list[str]) -> None:
     assert secrets
     for secret in secrets:
@@ -136,7 +125,9 @@ def test_u2m_profile_with_login_is_ok_and_shows_the_refresh_token_only_as_presen
     assert "refresh token present" in result.stdout
     assert "/api/v1/auth/registry/token -> 200" in result.stdout
     assert menda_cloud.count(endpoint="token") == 0
-    assert_no_secret(result, [login.access_token, login.refresh_token, *cached_secrets(menda_home)])
+    assert_no_secret(
+        result, [login.access_token, login.refresh_token, *menda_home.cached_secrets()]
+    )
 
 
 def test_check_lists_each_request_with_its_status_and_matches_the_emulator(
@@ -154,7 +145,7 @@ def test_check_lists_each_request_with_its_status_and_matches_the_emulator(
     assert menda_cloud.count(endpoint="registry") == 1
     minted = [t.token for t in menda_cloud.minted_registry_tokens]
     assert len(minted) == 1
-    assert_no_secret(result, [CLIENT_SECRET, *minted, *cached_secrets(menda_home)])
+    assert_no_secret(result, [CLIENT_SECRET, *minted, *menda_home.cached_secrets()])
 
 
 def test_check_with_a_warm_cache_makes_no_request(

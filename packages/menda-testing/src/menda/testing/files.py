@@ -18,6 +18,7 @@ from menda.testing._records import format_rfc3339
 
 __all__ = [
     "cache_file_name",
+    "cached_secrets",
     "write_cache_entry",
     "write_cached_login",
     "write_mendacfg",
@@ -126,3 +127,26 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, flags, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def cached_secrets(cache_dir: Path | str) -> list[str]:
+    """Every token value in the cache (access, refresh, registry): what must never be shown.
+
+    Unparseable entries are skipped; a missing directory holds none.
+    """
+    found: list[str] = []
+    directory = Path(cache_dir)
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("*.token")):
+        try:
+            entry = json.loads(path.read_bytes())
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            found += [
+                value
+                for name in ("access_token", "refresh_token", "token")
+                if isinstance(value := entry.get(name), str) and value
+            ]
+    return found

@@ -23,7 +23,7 @@ import pytest
 
 from menda.testing._records import UserLogin
 from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.files import write_cached_login, write_mendacfg
+from menda.testing.files import cached_secrets, write_cached_login, write_mendacfg
 
 __all__ = ["FakeClock", "MendaHome"]
 
@@ -65,6 +65,10 @@ class MendaHome:
     def write_cached_login(self, profile: str, **kwargs: Any) -> Path:
         """:func:`menda.testing.write_cached_login` into ``cache_dir``."""
         return write_cached_login(self.cache_dir, profile, **kwargs)
+
+    def cached_secrets(self) -> list[str]:
+        """Every token value in ``cache_dir``: what no output may contain."""
+        return cached_secrets(self.cache_dir)
 
     def add_m2m_profile(
         self,
