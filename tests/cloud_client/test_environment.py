@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from datetime import timedelta
 
 import pytest
@@ -29,7 +30,8 @@ def test_a_netrc_entry_never_replaces_our_credentials(
     # that would send the user's netrc password to menda cloud instead of ours.
     netrc = menda_home.home / ".netrc"
     netrc.write_text("default login netrc-user password netrc-password\n")
-    netrc.chmod(0o600)
+    if sys.platform != "win32":
+        netrc.chmod(0o600)  # Python's netrc ignores a password in a group-readable file
 
     credential = MendaCloudClient(m2m, cache=cache).registry_token(REGISTRY)
 
