@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -14,12 +13,12 @@ import pytest
 import trustme
 
 from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing.pytest_plugin import MendaHome, console_script
 
 DOMAIN, OWNER, REGION, REPOSITORY = "menda-private", "058264169513", "eu-west-1", "menda-plugins"
 ENDPOINT = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"
 INDEX = f"https://{ENDPOINT}/pypi/{REPOSITORY}/simple/"
-KEYRING = str(Path(sys.executable).with_name("keyring"))
+KEYRING = console_script("keyring")
 
 CLIENT_ID = "hardening-bot"
 CLIENT_SECRET = "SECRET-client-7f1e"

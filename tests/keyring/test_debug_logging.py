@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from menda.testing.pytest_plugin import console_script
 
 if TYPE_CHECKING:
     from menda.testing import MendaCloudEmulator
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
-KEYRING = str(Path(sys.executable).with_name("keyring"))
+KEYRING = console_script("keyring")
 CLIENT_ID = "ci-bot"
 CLIENT_SECRET = "s3cr3t-client-secret+/:%#;"
 REQUEST_LINE = re.compile(

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from menda.testing.pytest_plugin import console_script
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
-SCRIPT = str(Path(sys.executable).with_name("menda-keyring"))
+SCRIPT = console_script("menda-keyring")
 CLIENT_ID = "ci-bot"
 CLIENT_SECRET = "s3cr3t-client-secret+/:%#;"
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from menda.testing.pytest_plugin import console_script
 
 if TYPE_CHECKING:
     from menda.testing import MendaCloudEmulator
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
-KEYRING = str(Path(sys.executable).with_name("keyring"))
+KEYRING = console_script("keyring")
 
 
 def run_keyring(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,7 +26,7 @@ from menda.testing._records import UserLogin
 from menda.testing.emulator import MendaCloudEmulator
 from menda.testing.files import cached_secrets, write_cached_login, write_mendacfg
 
-__all__ = ["FakeClock", "MendaHome"]
+__all__ = ["FakeClock", "MendaHome", "console_script"]
 
 # The fake CodeArtifact's fixtures live in their own module; load them with ours when present.
 if importlib.util.find_spec("menda.testing._pytest_codeartifact") is not None:
@@ -37,6 +38,12 @@ _PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "ALL_PROXY")
 def _removed_variables(environ: Mapping[str, str]) -> list[str]:
     proxies = {*_PROXY_VARIABLES, *(name.lower() for name in _PROXY_VARIABLES)}
     return [name for name in environ if name.upper().startswith("MENDA_") or name in proxies]
+
+
+def console_script(name: str) -> str:
+    """The path of an installed console script (``keyring``, ``menda-keyring``) of this Python."""
+    scripts = Path(sys.executable).parent
+    return str(scripts / (f"{name}.exe" if sys.platform == "win32" else name))
 
 
 class MendaHome:
