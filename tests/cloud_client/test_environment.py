@@ -86,3 +86,29 @@ def test_a_login_dated_implausibly_far_ahead_says_so(
     assert message.startswith("No valid cached token for profile 'default'")
     assert "clock" in message
     assert "far-ahead-access-token" not in message
+
+
+def test_a_server_echoing_our_credentials_encoded_never_shows_them(
+    m2m: Identity, menda_cloud: MendaCloudEmulator, cache: TokenCache
+) -> None:
+    import base64
+    from urllib.parse import quote
+
+    from menda.testing._faults import Status
+
+    secret = m2m.client_secret or ""
+    pair = f"{quote(m2m.client_id or '', safe='')}:{quote(secret, safe='')}"
+    basic = base64.b64encode(pair.encode()).decode()
+    echoed = f"got Basic {basic}, secret {quote(secret, safe='')} and {secret}"
+    menda_cloud.inject(
+        "token",
+        Status(401, body=f'{{"error": "invalid_client", "error_description": "{echoed}"}}'),
+    )
+
+    with pytest.raises(MendaCloudAPIError) as caught:
+        MendaCloudClient(m2m, cache=cache, max_attempts=1).access_token()
+
+    message = str(caught.value)
+    assert "invalid_client" in message
+    for leaked in (basic, quote(secret, safe=""), secret):
+        assert leaked not in message

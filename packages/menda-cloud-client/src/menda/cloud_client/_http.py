@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from menda.cloud_client._version import __version__
 from menda.core_auth import utcnow
@@ -58,6 +58,20 @@ def build_user_agent(extra: str | None = None) -> str:
     parts.append(f"{platform.python_implementation()}/{platform.python_version()}")
     parts.append(platform.system() or "unknown")
     return " ".join(parts)
+
+
+def _as_sent(secrets: Iterable[str], headers: Mapping[str, str] | None) -> list[str]:
+    """Each secret as it may come back from a server: raw, URL-encoded, or in our header."""
+    found: set[str] = set()
+    for secret in secrets:
+        if secret:
+            found.update((secret, quote(secret, safe=""), quote_plus(secret)))
+    authorization = (headers or {}).get("Authorization", "")
+    if authorization:
+        # "Basic <base64>" decodes to the secret; "Bearer <token>" is the token.
+        found.update((authorization, authorization.partition(" ")[2]))
+    # Longest first, so a secret inside a longer variant is masked whole.
+    return sorted((s for s in found if s), key=len, reverse=True)
 
 
 def _clean(text: str, secrets: Iterable[str] = (), limit: int = _MAX_TEXT) -> str:
@@ -252,7 +266,7 @@ class Transport:
         import requests  # already loaded by _get_session
         import urllib3
 
-        secrets = [s for s in secrets if s]
+        secrets = _as_sent(secrets, headers)
         url = self.host + path
         what = f"POST {path} at {self.host}"
         start = time.monotonic()
