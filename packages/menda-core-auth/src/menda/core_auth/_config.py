@@ -100,14 +100,10 @@ def _not_found(path: Path) -> ConfigFileNotFoundError:
 
 
 def _read_text(path: Path) -> str:
-    import errno
-
     try:
         with path.open("rb") as handle:
             data = handle.read(_MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise _not_found(path) from None
-    except NotADirectoryError:
+    except (FileNotFoundError, NotADirectoryError):
         raise _not_found(path) from None
     except IsADirectoryError:
         raise InvalidConfigError(
@@ -126,8 +122,6 @@ def _read_text(path: Path) -> str:
             f"Point {ENV_CONFIG_FILE} at the config file."
         ) from None
     except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise _not_found(path) from None
         reason = exc.strerror or type(exc).__name__
         raise InvalidConfigError(f"Menda config file {path} cannot be read: {reason}.") from None
     if len(data) > _MAX_CONFIG_BYTES:
