@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 from menda.cloud_client._version import __version__
-from menda.core_auth import utcnow
+from menda.core_auth import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_HOST, utcnow
 from menda.error import MendaCloudAPIError
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 30.0
 _MAX_TEXT = 300
-_HOST_HINT = "is MENDA_HOST / host pointing at menda cloud?"
+_HOST_HINT = f"is {ENV_HOST} / host pointing at menda cloud?"
 _CA_VARIABLES = "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _DIGITS = re.compile(r"[0-9]+")
@@ -146,7 +146,7 @@ def _what_to_do(what: str, status: int) -> str:
     """The fix to suggest for an error status, so every message says what to do next."""
     if status == 401 and "/oauth2/" in what:
         return (
-            "Check the client id and secret (MENDA_CLIENT_ID / MENDA_CLIENT_SECRET, or the "
+            f"Check the client id and secret ({ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}, or the "
             "profile's client_id / client_secret)"
         )
     if status == 401:
@@ -307,7 +307,7 @@ class Transport:
                 seconds = timeout[0] if which == "connect" else timeout[1]
                 failure = _Failure(
                     f"{what} failed: no answer within {seconds:g} s ({which} timeout). "
-                    "Check the host setting (MENDA_HOST or the profile's host), your network "
+                    f"Check the host setting ({ENV_HOST} or the profile's host), your network "
                     "and proxy (HTTPS_PROXY, NO_PROXY).",
                     retryable=True,
                 )
@@ -321,7 +321,7 @@ class Transport:
                 failure = _Failure(
                     f"{what} failed: could not connect to or read from {self.host}: "
                     f"{_clean(_reason(exc), secrets)}. Check the host setting "
-                    "(MENDA_HOST or the profile's host), your network and proxy "
+                    f"({ENV_HOST} or the profile's host), your network and proxy "
                     "(HTTPS_PROXY, NO_PROXY).",
                     retryable=True,
                 )
@@ -406,7 +406,7 @@ class Transport:
                     target = _clean(f" to {parts.path}", secrets)
             return _Failure(
                 f"{what} failed: HTTP {status} redirect{target}. menda-cloud-client does not "
-                "follow redirects, so credentials never reach another host: set MENDA_HOST "
+                f"follow redirects, so credentials never reach another host: set {ENV_HOST} "
                 f"(or the profile's host) to the URL menda cloud really serves.{suffix}",
                 status_code=status,
                 request_id=request_id,
