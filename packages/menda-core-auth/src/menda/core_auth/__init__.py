@@ -16,6 +16,7 @@ from menda.core_auth._cache import (
     RegistryToken,
     TokenCache,
     default_cache_dir,
+    format_time,
     parse_time,
     registry_cache_key,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "TokenCache",
     "default_cache_dir",
     "default_config_path",
+    "format_time",
     "load_profile",
     "normalize_host",
     "parse_time",

@@ -34,6 +34,7 @@ from menda.core_auth import (
     Identity,
     RegistryToken,
     TokenCache,
+    format_time,
     normalize_host,
     registry_cache_key,
     resolve_identity,
@@ -59,7 +60,6 @@ DISTRIBUTIONS = (
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
-EXIT_USAGE = 2
 
 # What menda.cloud_client's transport logs for each attempt (method URL -> HTTP status in N ms).
 _REQUEST_LINE = re.compile(
@@ -122,10 +122,6 @@ def _message(record: logging.LogRecord) -> str:
 # --------------------------------------------------------------------------- helpers
 
 
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _in(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     sign = "" if seconds >= 0 else "-"
@@ -138,7 +134,14 @@ def _in(delta: timedelta) -> str:
 
 
 def _error(exc: BaseException) -> dict[str, str]:
-    return {"class": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, MendaError):
+        return {"class": type(exc).__name__, "message": str(exc)}
+    # Not ours to word, and its text may quote anything (a secret included).
+    return {
+        "class": type(exc).__name__,
+        "message": f"unexpected {type(exc).__name__}: rerun with MENDA_LOG_LEVEL=debug "
+        "for the trace, and report it",
+    }
 
 
 def mask_url(url: str) -> str:
@@ -242,9 +245,7 @@ def _backend(environ: Mapping[str, str]) -> dict[str, Any]:
 def _identity(environ: Mapping[str, str]) -> tuple[Identity | None, dict[str, Any]]:
     try:
         identity = resolve_identity(environ)
-    except MendaError as exc:
-        return None, {"ok": False, "error": _error(exc)}
-    except Exception as exc:  # not ours to word, but the diagnosis must go on
+    except Exception as exc:  # the diagnosis must go on, whatever the error
         return None, {"ok": False, "error": _error(exc)}
     return identity, {
         "ok": True,
@@ -308,27 +309,22 @@ def _expiry(
     margin: timedelta,
     now: datetime,
 ) -> None:
-    state["expires_at"] = _iso(expires_at)
+    when = state["expires_at"] = format_time(expires_at)
     if valid:
         state["state"] = "valid"
-        state["usable_until"] = _iso(expires_at - margin)
-        state["detail"] = (
-            f"valid until {_iso(expires_at)} (used for {_in(expires_at - margin - now)} more)"
-        )
+        state["usable_until"] = format_time(expires_at - margin)
+        state["detail"] = f"valid until {when} (used for {_in(expires_at - margin - now)} more)"
     elif expires_at <= now:
         state["state"] = "expired"
-        state["detail"] = f"expired at {_iso(expires_at)} ({_in(now - expires_at)} ago)"
+        state["detail"] = f"expired at {when} ({_in(now - expires_at)} ago)"
     elif expires_at - margin <= now:
         state["state"] = "expiring"
         state["detail"] = (
-            f"expires at {_iso(expires_at)}, within the {_in(margin)} margin: "
-            "a new one will be fetched"
+            f"expires at {when}, within the {_in(margin)} margin: a new one will be fetched"
         )
     else:
         state["state"] = "implausible"
-        state["detail"] = (
-            f"expires at {_iso(expires_at)}, implausibly far ahead (clock wrong?): it is not used"
-        )
+        state["detail"] = f"expires at {when}, implausibly far ahead (clock wrong?): it is not used"
 
 
 def _same_host(cached: object, host: str) -> bool:
@@ -492,7 +488,7 @@ def _check(
             token="present",  # noqa: S106 - a state, never the token
             username=credential.username,
             from_cache=credential.from_cache,
-            expires_at=_iso(credential.expires_at),
+            expires_at=format_time(credential.expires_at),
         )
     report["elapsed_ms"] = round((time.monotonic() - start) * 1000)
     requests: list[dict[str, Any]] = []

@@ -7,7 +7,7 @@ trailing dot allowed), or the VPC endpoint ``vpce-<id>.d.codeartifact.<region>.v
 with the domain and owner in the path (``/<format>/d/<domain>-<owner>/<repo>/...``).
 
 This runs on every ``keyring`` call of every install, so it imports only ``re`` and
-``dataclasses`` (both already loaded by keyring itself), compiles its patterns on
+``typing`` (both already loaded by keyring itself), compiles its patterns on
 first use, does no I/O and never raises. It is strict on purpose: anything that
 does not match exactly is not ours, and the installer carries on without us. That
 includes non-ASCII text (full-width dots, Cyrillic look-alikes), punycode,
