@@ -131,13 +131,13 @@ class MendaCloudClient:
 
     def _load_access(self) -> AccessToken | None:
         identity = self.identity
-        client_id = identity.client_id if identity.auth_type == "m2m" else None
-        token = self.cache.load_access_token(
-            identity.cache_key, host=identity.host, client_id=client_id
+        # client_id is None for u2m identities, so only m2m entries are held to it.
+        return self.cache.load_access_token(
+            identity.cache_key,
+            host=identity.host,
+            client_id=identity.client_id,
+            auth_type=identity.auth_type,
         )
-        if token is not None and token.auth_type != identity.auth_type:
-            return None
-        return token
 
     def _access_token(self) -> AccessToken:
         key = self.identity.cache_key
@@ -297,15 +297,12 @@ class MendaCloudClient:
 
     def _load_registry(self, key: str, registry: RegistryRequest) -> RegistryCredential | None:
         token = self.cache.load_registry_token(
-            key, host=self.identity.host, identity=self.identity.cache_key
+            key,
+            host=self.identity.host,
+            identity=self.identity.cache_key,
+            registry=(registry.domain, registry.domain_owner, registry.region),
         )
-        if (
-            token is None
-            or token.domain != registry.domain
-            or token.domain_owner != registry.domain_owner
-            or token.region != registry.region
-            or not token.is_valid()
-        ):
+        if token is None or not token.is_valid():
             return None
         log.debug("registry token cache hit for %s", key)
         return RegistryCredential(token=token.token, expires_at=token.expires_at, from_cache=True)

@@ -528,10 +528,15 @@ class TokenCache:
     # ----------------------------------------------------------------- typed entries
 
     def load_access_token(
-        self, key: str, *, host: str, client_id: str | None = None
+        self,
+        key: str,
+        *,
+        host: str,
+        client_id: str | None = None,
+        auth_type: str | None = None,
     ) -> AccessToken | None:
         """The cached access token when it parses and matches ``host`` (and ``client_id``
-        when given), whatever its expiry; else None."""
+        and ``auth_type`` when given), whatever its expiry; else None."""
         entry = self.read_entry(key)
         if entry is None:
             return None
@@ -539,14 +544,14 @@ class TokenCache:
             access_token = _str(entry, "access_token")
             expires_at = parse_time(entry.get("expires_at"))
             cached_host = _str(entry, "host")
-            auth_type = _str(entry, "auth_type")
+            cached_auth_type = _str(entry, "auth_type")
             cached_client = _str(entry, "client_id", required=False)
             refresh_token = _str(entry, "refresh_token", required=False)
             token_type = _str(entry, "token_type", required=False) or "Bearer"
         except ValueError as exc:
             log.debug("token cache entry %r: field %s missing or mistyped", key, exc)
             return None
-        if not access_token or expires_at is None or auth_type not in ("m2m", "u2m"):
+        if not access_token or expires_at is None or cached_auth_type not in ("m2m", "u2m"):
             log.debug("token cache entry %r is incomplete; ignoring it", key)
             return None
         if cached_host is None or not _same_host(cached_host, host):
@@ -555,11 +560,14 @@ class TokenCache:
         if client_id is not None and cached_client != client_id:
             log.debug("token cache entry %r is for another client id; ignoring it", key)
             return None
+        if auth_type is not None and auth_type != cached_auth_type:
+            log.debug("token cache entry %r is for another auth type; ignoring it", key)
+            return None
         return AccessToken(
             access_token=access_token,
             expires_at=expires_at,
             host=host,
-            auth_type=auth_type,
+            auth_type=cached_auth_type,
             client_id=cached_client,
             refresh_token=refresh_token or None,
             token_type=token_type,
@@ -580,9 +588,16 @@ class TokenCache:
             },
         )
 
-    def load_registry_token(self, key: str, *, host: str, identity: str) -> RegistryToken | None:
-        """The cached registry token when it parses and matches ``host`` and ``identity``,
-        whatever its expiry; else None."""
+    def load_registry_token(
+        self,
+        key: str,
+        *,
+        host: str,
+        identity: str,
+        registry: tuple[str, str, str] | None = None,
+    ) -> RegistryToken | None:
+        """The cached registry token when it parses and matches ``host``, ``identity``
+        and ``registry`` (domain, owner, region) when given, whatever its expiry; else None."""
         entry = self.read_entry(key)
         if entry is None:
             return None
@@ -605,6 +620,13 @@ class TokenCache:
             return None
         if fields["identity"] != identity:
             log.debug("token cache entry %r is for another identity; ignoring it", key)
+            return None
+        if registry is not None and registry != (
+            fields["domain"],
+            fields["domain_owner"],
+            fields["region"],
+        ):
+            log.debug("token cache entry %r is for another registry; ignoring it", key)
             return None
         return RegistryToken(
             token=token,

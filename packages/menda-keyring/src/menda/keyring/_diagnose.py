@@ -358,9 +358,11 @@ def _access_entry(
     state, raw = _entry_start(cache, key)
     if raw is None:
         return state, None
-    client_id = identity.client_id if identity.auth_type == "m2m" else None
-    token = cache.load_access_token(key, host=identity.host, client_id=client_id)
-    if token is None or token.auth_type != identity.auth_type:
+    client_id = identity.client_id
+    token = cache.load_access_token(
+        key, host=identity.host, client_id=client_id, auth_type=identity.auth_type
+    )
+    if token is None:
         if not _same_host(raw.get("host"), identity.host):
             why = f"written for host {raw.get('host')!r}, not {identity.host!r}"
         elif client_id is not None and raw.get("client_id") != client_id:
@@ -385,11 +387,11 @@ def _registry_entry(
     state, raw = _entry_start(cache, key)
     if raw is None:
         return state
-    token: RegistryToken | None = cache.load_registry_token(
-        key, host=identity.host, identity=identity.cache_key
-    )
     wanted = (service.domain, service.domain_owner, service.region)
-    if token is None or (token.domain, token.domain_owner, token.region) != wanted:
+    token: RegistryToken | None = cache.load_registry_token(
+        key, host=identity.host, identity=identity.cache_key, registry=wanted
+    )
+    if token is None:
         if not _same_host(raw.get("host"), identity.host):
             why = f"written for host {raw.get('host')!r}, not {identity.host!r}"
         elif raw.get("identity") != identity.cache_key:
@@ -440,18 +442,30 @@ class _FreshCache(TokenCache):
         self._bypass_access = bypass_access
 
     def load_access_token(
-        self, key: str, *, host: str, client_id: str | None = None
+        self,
+        key: str,
+        *,
+        host: str,
+        client_id: str | None = None,
+        auth_type: str | None = None,
     ) -> AccessToken | None:
         if self._bypass_access:
             return None
-        return super().load_access_token(key, host=host, client_id=client_id)
+        return super().load_access_token(key, host=host, client_id=client_id, auth_type=auth_type)
 
     def store_access_token(self, key: str, token: AccessToken) -> bool:
         if self._bypass_access:
             return False
         return super().store_access_token(key, token)
 
-    def load_registry_token(self, key: str, *, host: str, identity: str) -> RegistryToken | None:
+    def load_registry_token(
+        self,
+        key: str,
+        *,
+        host: str,
+        identity: str,
+        registry: tuple[str, str, str] | None = None,
+    ) -> RegistryToken | None:
         return None
 
     def store_registry_token(self, key: str, token: RegistryToken) -> bool:
