@@ -60,6 +60,16 @@ def build_user_agent(extra: str | None = None) -> str:
     return " ".join(parts)
 
 
+def _request_record(
+    url: str, status: int | None, elapsed_ms: float, error: str | None = None
+) -> dict[str, Any]:
+    """Each attempt, as data on its debug record, for tools (diagnose) that list requests."""
+    request: dict[str, Any] = {"method": "POST", "url": url, "status": status, "ms": elapsed_ms}
+    if error is not None:
+        request["error"] = error
+    return {"menda_request": request}
+
+
 def _as_sent(secrets: Iterable[str], headers: Mapping[str, str] | None) -> list[str]:
     """Each secret as it may come back from a server: raw, URL-encoded, or in our header."""
     found: set[str] = set()
@@ -336,13 +346,15 @@ class Transport:
                     "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and SSL_CERT_FILE."
                 ) from exc
             else:
+                elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
                     "POST %s -> HTTP %d in %.0f ms (attempt %d of %d)",
                     url,
                     response.status_code,
-                    (time.monotonic() - sent) * 1000,
+                    elapsed_ms,
                     attempt,
                     self.max_attempts,
+                    extra=_request_record(url, response.status_code, elapsed_ms),
                 )
                 outcome = self._interpret(response, what, secrets)
                 if isinstance(outcome, dict):
@@ -351,13 +363,15 @@ class Transport:
                 if not failure.retryable:
                     raise failure.to_error(1)
             if failure.status_code is None:
+                elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
                     "POST %s failed after %.0f ms (attempt %d of %d): %s",
                     url,
-                    (time.monotonic() - sent) * 1000,
+                    elapsed_ms,
                     attempt,
                     self.max_attempts,
                     failure.message,
+                    extra=_request_record(url, None, elapsed_ms, failure.message),
                 )
             last = failure
             if attempt == self.max_attempts:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import platform
-import re
 import sys
 import time
 from contextlib import contextmanager
@@ -60,15 +59,6 @@ DISTRIBUTIONS = (
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
-
-# What menda.cloud_client's transport logs for each attempt (method URL -> HTTP status in N ms).
-_REQUEST_LINE = re.compile(
-    r"^(?P<method>[A-Z]+) (?P<url>\S+) -> HTTP (?P<status>\d{3}) in (?P<ms>[\d.]+) ms"
-)
-_FAILED_LINE = re.compile(
-    r"^(?P<method>[A-Z]+) (?P<url>\S+) failed after (?P<ms>[\d.]+) ms[^:]*: (?P<error>.*)$", re.S
-)
-
 
 # --------------------------------------------------------------------------- log capture
 
@@ -512,25 +502,9 @@ def _check(
             continue
         text = _message(record)
         trace.append(text)
-        if (match := _REQUEST_LINE.match(text)) is not None:
-            requests.append(
-                {
-                    "method": match["method"],
-                    "url": match["url"],
-                    "status": int(match["status"]),
-                    "ms": float(match["ms"]),
-                }
-            )
-        elif (match := _FAILED_LINE.match(text)) is not None:
-            requests.append(
-                {
-                    "method": match["method"],
-                    "url": match["url"],
-                    "status": None,
-                    "ms": float(match["ms"]),
-                    "error": match["error"],
-                }
-            )
+        request = getattr(record, "menda_request", None)
+        if isinstance(request, dict):
+            requests.append(dict(request))
     report["requests"] = requests
     report["trace"] = trace
     return report
