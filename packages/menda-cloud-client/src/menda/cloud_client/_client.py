@@ -6,7 +6,7 @@ import base64
 import logging
 import math
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import quote
 
 from menda.cloud_client._models import RegistryCredential, RegistryRequest
@@ -42,6 +42,10 @@ def _malformed(path: str, host: str, why: str) -> MendaCloudAPIError:
     return MendaCloudAPIError(
         f"POST {path} at {host}: malformed response (HTTP 200): {why}", status_code=200
     )
+
+
+def _usable(token: AccessToken | None, rejected: str | None) -> TypeGuard[AccessToken]:
+    return token is not None and token.access_token != rejected and token.is_valid()
 
 
 def _basic_auth(client_id: str, client_secret: str) -> str:
@@ -139,33 +143,27 @@ class MendaCloudClient:
             auth_type=identity.auth_type,
         )
 
-    def _access_token(self) -> AccessToken:
+    def _access_token(self, rejected: str | None = None) -> AccessToken:
+        """A valid access token: cached, else obtained under the entry's lock.
+
+        ``rejected`` is a token menda cloud just refused (401 invalid_token): it is
+        never returned, and for m2m its entry is dropped before a new one is fetched.
+        """
         key = self.identity.cache_key
-        token = self._load_access()
-        if token is not None and token.is_valid():
-            log.debug("access token cache hit for %r", key)
-            return token
-        log.debug("access token cache miss for %r", key)
+        if rejected is None:
+            token = self._load_access()
+            if _usable(token, rejected):
+                log.debug("access token cache hit for %r", key)
+                return token
+            log.debug("access token cache miss for %r", key)
         with self.cache.lock(key) as held:
             if not held:
                 log.debug("went on without the lock on access token %r", key)
             token = self._load_access()
-            if token is not None and token.is_valid():
+            if _usable(token, rejected):
                 log.debug("access token for %r written by another process", key)
                 return token
-            return self._obtain(token)
-
-    def _renew(self, rejected: str) -> AccessToken:
-        """A fresh access token after menda cloud rejected `rejected` as invalid."""
-        key = self.identity.cache_key
-        with self.cache.lock(key) as held:
-            if not held:
-                log.debug("went on without the lock on access token %r", key)
-            token = self._load_access()
-            if token is not None and token.access_token != rejected and token.is_valid():
-                log.debug("access token for %r renewed by another process", key)
-                return token
-            if self.identity.auth_type == "m2m":
+            if rejected is not None and self.identity.auth_type == "m2m":
                 self.cache.delete(key)
             # u2m: the entry also holds the refresh token, so it is replaced, not deleted.
             return self._obtain(token)
@@ -315,7 +313,7 @@ class MendaCloudClient:
             if exc.status_code != 401 or exc.error != "invalid_token":
                 raise
             log.debug("menda cloud rejected the access token (invalid_token); renewing it once")
-        access = self._renew(access.access_token)
+        access = self._access_token(rejected=access.access_token)
         return self._exchange(access.access_token, registry)
 
     def _exchange(self, access_token: str, registry: RegistryRequest) -> RegistryToken:
