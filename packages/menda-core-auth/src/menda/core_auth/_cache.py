@@ -312,14 +312,18 @@ class _FileLock:
 # --------------------------------------------------------------------------- cache
 
 
-def _str(entry: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
-    """The field as a string; raises ``ValueError`` when it is mistyped or required and absent."""
+def _str(entry: Mapping[str, Any], name: str) -> str:
+    """The field as a string; raises ``ValueError`` when it is absent or mistyped."""
     value = entry.get(name)
-    if value is None:
-        if required:
-            raise ValueError(name)
-        return None
     if not isinstance(value, str):
+        raise ValueError(name)
+    return value
+
+
+def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
+    """The field as a string, or None when absent; raises ``ValueError`` when mistyped."""
+    value = entry.get(name)
+    if value is not None and not isinstance(value, str):
         raise ValueError(name)
     return value
 
@@ -545,16 +549,16 @@ class TokenCache:
             expires_at = parse_time(entry.get("expires_at"))
             cached_host = _str(entry, "host")
             cached_auth_type = _str(entry, "auth_type")
-            cached_client = _str(entry, "client_id", required=False)
-            refresh_token = _str(entry, "refresh_token", required=False)
-            token_type = _str(entry, "token_type", required=False) or "Bearer"
+            cached_client = _optional_str(entry, "client_id")
+            refresh_token = _optional_str(entry, "refresh_token")
+            token_type = _optional_str(entry, "token_type") or "Bearer"
         except ValueError as exc:
             log.debug("token cache entry %r: field %s missing or mistyped", key, exc)
             return None
         if not access_token or expires_at is None or cached_auth_type not in ("m2m", "u2m"):
             log.debug("token cache entry %r is incomplete; ignoring it", key)
             return None
-        if cached_host is None or not _same_host(cached_host, host):
+        if not _same_host(cached_host, host):
             log.debug("token cache entry %r is for another host; ignoring it", key)
             return None
         if client_id is not None and cached_client != client_id:
@@ -612,7 +616,7 @@ class TokenCache:
         expires_at = parse_time(entry.get("expires_at"))
         token = fields["token"]
         cached_host = fields["host"]
-        if not token or expires_at is None or cached_host is None:
+        if not token or expires_at is None:
             log.debug("token cache entry %r is incomplete; ignoring it", key)
             return None
         if not _same_host(cached_host, host):
@@ -633,9 +637,9 @@ class TokenCache:
             expires_at=expires_at,
             host=host,
             identity=identity,
-            domain=fields["domain"] or "",
-            domain_owner=fields["domain_owner"] or "",
-            region=fields["region"] or "",
+            domain=fields["domain"],
+            domain_owner=fields["domain_owner"],
+            region=fields["region"],
         )
 
     def store_registry_token(self, key: str, token: RegistryToken) -> bool:
