@@ -5,8 +5,8 @@ Importing this package does not import `requests`; the first request does.
 
 from __future__ import annotations
 
-from menda.cloud_client._client import MendaCloudClient
+from menda.cloud_client._client import MendaCloudClient, WhoAmI
 from menda.cloud_client._models import RegistryCredential, RegistryRequest
 from menda.cloud_client._version import __version__
 
-__all__ = ["MendaCloudClient", "RegistryCredential", "RegistryRequest", "__version__"]
+__all__ = ["MendaCloudClient", "RegistryCredential", "RegistryRequest", "WhoAmI", "__version__"]

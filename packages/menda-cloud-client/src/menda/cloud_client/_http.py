@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, urlsplit
 
 from menda.cloud_client._version import __version__
-from menda.core_auth import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_HOST, utcnow
+from menda.core_auth import ENV_HOST, utcnow
 from menda.error import MendaCloudAPIError
 
 if TYPE_CHECKING:
@@ -61,10 +61,13 @@ def build_user_agent(extra: str | None = None) -> str:
 
 
 def _request_record(
-    url: str, status: int | None, elapsed_ms: float, error: str | None = None
+    method: str, url: str, status: int | None, elapsed_ms: float, error: str | None = None
 ) -> dict[str, Any]:
-    """Each attempt, as data on its debug record, for tools (diagnose) that list requests."""
-    request: dict[str, Any] = {"method": "POST", "url": url, "status": status, "ms": elapsed_ms}
+    """Each attempt, as data on its debug record, for tools (diagnose) that list requests.
+
+    ``url`` never carries the query string: it holds the client secret.
+    """
+    request: dict[str, Any] = {"method": method, "url": url, "status": status, "ms": elapsed_ms}
     if error is not None:
         request["error"] = error
     return {"menda_request": request}
@@ -76,12 +79,18 @@ def _as_sent(secrets: Iterable[str], headers: Mapping[str, str] | None) -> list[
     for secret in secrets:
         if secret:
             found.update((secret, quote(secret, safe=""), quote_plus(secret)))
-    authorization = (headers or {}).get("Authorization", "")
-    if authorization:
-        # "Basic <base64>" decodes to the secret; "Bearer <token>" is the token.
-        found.update((authorization, authorization.partition(" ")[2]))
+    for name in ("Authorization", "authorizationToken"):
+        value = (headers or {}).get(name, "")
+        if value:
+            # "Bearer <token>" is the token.
+            found.update((value, value.partition(" ")[2]))
     # Longest first, so a secret inside a longer variant is masked whole.
     return sorted((s for s in found if s), key=len, reverse=True)
+
+
+# A query string in any text (requests and urllib3 quote the request URL in their
+# errors): the client secret travels there, so it is cut wherever it appears.
+_QUERY = re.compile(r"\?[^\s'\")]*=[^\s'\")]*")
 
 
 def _clean(text: str, secrets: Iterable[str] = (), limit: int = _MAX_TEXT) -> str:
@@ -89,6 +98,7 @@ def _clean(text: str, secrets: Iterable[str] = (), limit: int = _MAX_TEXT) -> st
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
+    text = _QUERY.sub("?…", text)
     text = _CONTROL.sub(" ", text).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
@@ -144,6 +154,30 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+class _NoQueryStrings(logging.Filter):
+    """Cut query strings from urllib3's request log lines (they hold the client secret)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                _QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _QUERY.sub("?…", record.msg)
+        return True
+
+
+_FILTER = _NoQueryStrings()
+
+
+def _scrub_urllib3_logs() -> None:
+    # urllib3 logs "POST /path?query HTTP/1.1" at DEBUG; an application that turns on
+    # debug logging (pip -vv, pip --log) must not get our client secret in its file.
+    logger = logging.getLogger("urllib3.connectionpool")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+
+
 def _content_kind(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower() or "a body with no content type"
 
@@ -152,30 +186,20 @@ def _keep_our_authorization(request: requests.PreparedRequest) -> requests.Prepa
     return request
 
 
-def _what_to_do(what: str, status: int) -> str:
-    """The fix to suggest for an error status, so every message says what to do next."""
-    if status == 401 and "/oauth2/" in what:
-        return (
-            f"Check the client id and secret ({ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}, or the "
-            "profile's client_id / client_secret)"
-        )
-    if status == 401:
-        return (
-            "menda cloud rejected a fresh access token too: run 'menda auth login', "
-            "or check the M2M client"
-        )
-    if status == 403:
-        return (
-            "Your Menda identity may not use this CodeArtifact repository: "
-            "ask your Menda administrator for access, or check the index URL"
-        )
-    if status == 404:
-        return (
-            "Check the CodeArtifact domain, owner and region in the index URL, and the host setting"
-        )
-    if status == 429 or status >= 500:
-        return "menda cloud is busy or unavailable: try again in a minute"
-    return ""
+_BUSY = "menda cloud is busy or unavailable: try again in a minute"
+
+
+def _error_text(body: Mapping[str, Any], secrets: Iterable[str]) -> str | None:
+    """What the server said went wrong: ``detail`` (FastAPI), ``message`` (API Gateway),
+    then OAuth's ``error_description``."""
+    for name in ("detail", "message", "error_description"):
+        value = body.get(name)
+        if isinstance(value, list) and value and isinstance(value[0], Mapping):
+            # FastAPI's validation errors: a list of {"loc", "msg", "type"}.
+            value = value[0].get("msg")
+        if isinstance(value, str) and value.strip():
+            return _clean(value, secrets)
+    return None
 
 
 def _json_object(content: bytes, content_type: str) -> tuple[dict[str, Any] | None, str]:
@@ -215,7 +239,7 @@ class _Failure:
 
 
 class Transport:
-    """POSTs to one menda cloud host with timeouts, retries and a deadline."""
+    """Requests to one menda cloud host with timeouts, retries and a deadline."""
 
     def __init__(
         self,
@@ -245,6 +269,7 @@ class Transport:
 
     def _get_session(self) -> requests.Session:
         if self._session is None:
+            _scrub_urllib3_logs()
             # Imported here rather than at module level: requests and urllib3 add tens
             # of milliseconds to start-up, and cache hits never need them.
             import requests
@@ -259,26 +284,30 @@ class Transport:
             self._session = session
         return self._session
 
-    def post(
+    def request(
         self,
+        method: str,
         path: str,
         *,
-        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         json_body: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
+        hints: Mapping[int, str] | None = None,
     ) -> dict[str, Any]:
-        """POST to `host + path` and return the JSON object of a 2xx answer.
+        """Send `method` to `host + path` (``params`` in the query string) and return the
+        JSON object of a 2xx answer.
 
-        Every failure, after retries, is a `MendaCloudAPIError`.
+        Every failure, after retries, is a `MendaCloudAPIError`; ``hints`` maps a status
+        to what the user should do about it. The URL is never logged with its query.
         """
         session = self._get_session()
         import requests  # already loaded by _get_session
         import urllib3
 
-        secrets = _as_sent(secrets, headers)
+        secrets = _as_sent([*secrets, *(params or {}).values()], headers)
         url = self.host + path
-        what = f"POST {path} at {self.host}"
+        what = f"{method} {path} at {self.host}"
         start = time.monotonic()
         last: _Failure | None = None
         attempts = 0
@@ -290,9 +319,10 @@ class Transport:
             timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             sent = time.monotonic()
             try:
-                response = session.post(
+                response = session.request(
+                    method,
                     url,
-                    data=form,
+                    params=params,
                     json=json_body,
                     headers=dict(headers or {}),
                     timeout=timeout,
@@ -300,12 +330,12 @@ class Transport:
                     verify=_verify(),
                 )
             except requests.exceptions.SSLError as exc:
-                log.debug("POST %s: TLS error: %s", url, type(exc).__name__)
+                log.debug("%s %s: TLS error: %s", method, url, type(exc).__name__)
                 raise MendaCloudAPIError(
                     f"TLS certificate verification failed for {self.host} ({what}): "
                     f"{_clean(_reason(exc), secrets)}. If a proxy or gateway re-signs TLS "
                     f"traffic, point {_CA_VARIABLES} at its CA bundle (PEM)."
-                ) from exc
+                ) from None
             except requests.exceptions.ProxyError as exc:
                 failure = _Failure(
                     f"{what} failed: could not reach menda cloud through the proxy: "
@@ -338,25 +368,26 @@ class Transport:
             except requests.exceptions.RequestException as exc:
                 raise MendaCloudAPIError(
                     f"{what} failed: {type(exc).__name__}: {_clean(str(exc), secrets)}"
-                ) from exc
+                ) from None
             except OSError as exc:
                 # requests raises a bare OSError for a CA bundle path that does not exist.
                 raise MendaCloudAPIError(
                     f"{what} failed: {_clean(str(exc), secrets)}. Check "
                     "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and SSL_CERT_FILE."
-                ) from exc
+                ) from None
             else:
                 elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
-                    "POST %s -> HTTP %d in %.0f ms (attempt %d of %d)",
+                    "%s %s -> HTTP %d in %.0f ms (attempt %d of %d)",
+                    method,
                     url,
                     response.status_code,
                     elapsed_ms,
                     attempt,
                     self.max_attempts,
-                    extra=_request_record(url, response.status_code, elapsed_ms),
+                    extra=_request_record(method, url, response.status_code, elapsed_ms),
                 )
-                outcome = self._interpret(response, what, secrets)
+                outcome = self._interpret(response, what, secrets, hints or {})
                 if isinstance(outcome, dict):
                     return outcome
                 failure = outcome
@@ -365,13 +396,14 @@ class Transport:
             if failure.status_code is None:
                 elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
-                    "POST %s failed after %.0f ms (attempt %d of %d): %s",
+                    "%s %s failed after %.0f ms (attempt %d of %d): %s",
+                    method,
                     url,
                     elapsed_ms,
                     attempt,
                     self.max_attempts,
                     failure.message,
-                    extra=_request_record(url, None, elapsed_ms, failure.message),
+                    extra=_request_record(method, url, None, elapsed_ms, failure.message),
                 )
             last = failure
             if attempt == self.max_attempts:
@@ -391,10 +423,14 @@ class Transport:
         raise last.to_error(attempts)
 
     def _interpret(
-        self, response: requests.Response, what: str, secrets: list[str]
+        self,
+        response: requests.Response,
+        what: str,
+        secrets: list[str],
+        hints: Mapping[int, str],
     ) -> dict[str, Any] | _Failure:
         status = response.status_code
-        raw_id = response.headers.get("X-Request-Id")
+        raw_id = response.headers.get("X-Request-Id") or response.headers.get("x-amzn-RequestId")
         request_id = (_clean(raw_id, secrets, limit=200) or None) if raw_id else None
         content_type = response.headers.get("Content-Type", "")
         content = response.content or b""
@@ -427,17 +463,14 @@ class Transport:
             )
 
         error: str | None = None
-        description: str | None = None
         body, problem = _json_object(content, content_type)
+        description = _error_text(body, secrets) if body is not None else None
         if body is not None:
             raw_error = body.get("error")
-            raw_description = body.get("error_description")
             if isinstance(raw_error, str) and raw_error.strip():
                 error = _clean(raw_error, secrets, limit=100)
-            if isinstance(raw_description, str) and raw_description.strip():
-                description = _clean(raw_description, secrets)
-            if error is None and description is None:
-                problem = "the JSON body has no OAuth error"
+            if description is None and error is None:
+                problem = "the JSON body has no detail, message or OAuth error"
         if error is None:
             # RFC 6750 servers may put the code in WWW-Authenticate instead.
             match = _WWW_AUTH_ERROR.search(response.headers.get("WWW-Authenticate", ""))
@@ -445,13 +478,13 @@ class Transport:
                 error = match.group(1)
 
         message = f"{what} failed: HTTP {status}"
-        if error:
+        if error and error != description:
             message += f" {error}"
         if description:
             message += f": {description}"
         elif problem:
             message += f" ({problem})"
-        hint = _what_to_do(what, status)
+        hint = hints.get(status) or (_BUSY if status == 429 or status >= 500 else "")
         if hint:
             message += f". {hint}"
         retryable = status in RETRY_STATUSES

@@ -28,7 +28,8 @@ class RegistryCredential(NamedTuple):
     """A CodeArtifact token and the username that goes with it."""
 
     token: str
-    expires_at: datetime
+    #: None when neither the answer nor the token tells its lifetime (never cached then).
+    expires_at: datetime | None
     from_cache: bool
     username: str = "aws"
 

@@ -1,7 +1,10 @@
-"""The token cache ``~/.menda/tokens/cache/``: one JSON file per key (config-and-cache.md).
+"""The token cache directory ``~/.menda/tokens/cache/``: the CLI's logins and our own entries.
 
-A broken cache never breaks a login: every read problem is a miss, every write
-problem is "work without caching". Nothing here raises on bad files or directories.
+The Menda CLI keeps user logins in ``.token`` (see ``_login.py``). Its format
+has no place for a host or a registry token, so our entries (M2M access tokens,
+CodeArtifact tokens) live beside it in ``menda-keyring/``, one JSON file per
+key. A broken cache never breaks a login: every read problem is a miss, every
+write problem is "work without caching". Nothing here raises on bad files.
 """
 
 from __future__ import annotations
@@ -9,26 +12,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from menda.core_auth._clock import utcnow
 from menda.core_auth._config import _home, _HomeUnknownError
 from menda.core_auth._env import ENV_TOKEN_CACHE_DIR, env_value
+from menda.core_auth._files import (
+    FileLock,
+    atomic_write,
+    ensure_private_dir,
+    read_regular_file,
+)
+from menda.core_auth._login import CliTokenFile
+from menda.core_auth._time import format_time, is_fresh, parse_time
 
 if TYPE_CHECKING:
-    import re
     from collections.abc import Mapping
-    from contextlib import AbstractContextManager
-    from types import TracebackType
+    from datetime import datetime
 
 __all__ = [
     "ACCESS_TOKEN_MARGIN",
-    "ACCESS_TOKEN_MAX_AHEAD",
+    "ENTRIES_DIR_NAME",
     "REGISTRY_TOKEN_MARGIN",
-    "REGISTRY_TOKEN_MAX_AHEAD",
     "AccessToken",
     "RegistryToken",
     "TokenCache",
@@ -43,98 +49,22 @@ ACCESS_TOKEN_MARGIN = timedelta(seconds=60)
 #: A registry token is used only while it has more than this left (an install that
 #: starts now must not outlive its token).
 REGISTRY_TOKEN_MARGIN = timedelta(minutes=15)
-#: An access token expiring further ahead than this is suspect (clock skew, a bad writer).
-ACCESS_TOKEN_MAX_AHEAD = timedelta(hours=24)
-#: CodeArtifact tokens last at most 12 h; allow a little skew on top.
-REGISTRY_TOKEN_MAX_AHEAD = timedelta(hours=12, minutes=5)
+# An access token expiring further ahead than this is suspect (clock skew, a bad writer).
+_ACCESS_TOKEN_MAX_AHEAD = timedelta(hours=24)
+# CodeArtifact tokens last at most 12 h; allow a little skew on top.
+_REGISTRY_TOKEN_MAX_AHEAD = timedelta(hours=12, minutes=5)
 
-_FILE_MODE = 0o600
-_DIR_MODE = 0o700
-_SUFFIX = ".token"
-_LOCK_SUFFIX = ".token.lock"
+#: Our directory inside the cache directory; the CLI's ``.token`` file sits beside it.
+ENTRIES_DIR_NAME = "menda-keyring"
+_SUFFIX = ".json"
+_LOCK_SUFFIX = ".lock"
 # Cache entries are a few hundred bytes; anything huge is not ours.
-_MAX_ENTRY_BYTES = 1 << 20
+_MAX_ENTRY_BYTES = 1 << 16
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
-# --------------------------------------------------------------------------- time
-
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
-
-
-def format_time(value: datetime) -> str:
-    """RFC 3339 in UTC with ``Z``, whole seconds (rounding down keeps margins safe)."""
-    v = _as_utc(value)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
-
-
-_TIME_RE: re.Pattern[str] | None = None
-
-
-def parse_time(value: object) -> datetime | None:
-    """Parse RFC 3339 (``Z`` or numeric offset) to an aware UTC datetime; None if invalid.
-
-    Hand-written because ``datetime.fromisoformat`` on Python 3.10 takes neither
-    ``Z`` nor fractions that are not 3 or 6 digits long.
-    """
-    global _TIME_RE  # noqa: PLW0603 - compiled once, on first use, to keep import cheap
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    if _TIME_RE is None:
-        import re
-
-        _TIME_RE = re.compile(
-            r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-            r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
-            re.ASCII,
-        )
-    match = _TIME_RE.fullmatch(value.strip())
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
-    try:
-        micro = int((frac or "0").ljust(6, "0")[:6])
-        # A leap second (60) is read as 59: we only ever compare expiries.
-        parsed = datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            min(int(second), 59),
-            micro,
-            tzinfo=timezone.utc,
-        )
-        if not zulu:
-            hours, minutes = int(off_h), int(off_m)
-            if hours > 23 or minutes > 59:
-                return None
-            offset = timedelta(hours=hours, minutes=minutes)
-            parsed = parsed - offset if sign == "+" else parsed + offset
-    except (ValueError, OverflowError):
-        return None
-    return parsed
-
-
-def _plausible(
-    expires_at: datetime, now: datetime | None, margin: timedelta, ahead: timedelta
-) -> bool:
-    current = _as_utc(now if now is not None else utcnow())
-    try:
-        return current + margin < _as_utc(expires_at) <= current + ahead
-    except OverflowError:
-        return False
-
-
-# --------------------------------------------------------------------------- values
-
-
 class AccessToken(NamedTuple):
-    """A menda cloud access token as cached; the token values never show in its repr."""
+    """A cached M2M access token; the token value never shows in its repr."""
 
     # A NamedTuple rather than a frozen dataclass: building a dataclass costs
     # about 0.3 ms at import, and keyring imports this on every install.
@@ -142,21 +72,17 @@ class AccessToken(NamedTuple):
     access_token: str
     expires_at: datetime
     host: str
-    auth_type: str
-    client_id: str | None
-    refresh_token: str | None = None
+    client_id: str
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
 
     def is_valid(self, now: datetime | None = None) -> bool:
         """True when more than 60 s are left and the expiry is not implausibly far away."""
-        return _plausible(self.expires_at, now, ACCESS_TOKEN_MARGIN, ACCESS_TOKEN_MAX_AHEAD)
+        return is_fresh(self.expires_at, now, ACCESS_TOKEN_MARGIN, _ACCESS_TOKEN_MAX_AHEAD)
 
     def __repr__(self) -> str:
-        refresh = None if self.refresh_token is None else "***"
         return (
             f"AccessToken(access_token='***', expires_at={self.expires_at!r}, "
-            f"host={self.host!r}, auth_type={self.auth_type!r}, client_id={self.client_id!r}, "
-            f"refresh_token={refresh!r}, token_type={self.token_type!r})"
+            f"host={self.host!r}, client_id={self.client_id!r}, token_type={self.token_type!r})"
         )
 
 
@@ -173,7 +99,7 @@ class RegistryToken(NamedTuple):
 
     def is_valid(self, now: datetime | None = None) -> bool:
         """True when more than 15 min are left and the expiry is within 12 h (+5 min)."""
-        return _plausible(self.expires_at, now, REGISTRY_TOKEN_MARGIN, REGISTRY_TOKEN_MAX_AHEAD)
+        return is_fresh(self.expires_at, now, REGISTRY_TOKEN_MARGIN, _REGISTRY_TOKEN_MAX_AHEAD)
 
     def __repr__(self) -> str:
         return (
@@ -217,118 +143,16 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
         raise RuntimeError(f"cannot locate the token cache: {exc}") from None
 
 
-# --------------------------------------------------------------------------- lock
-
-
-class _FileLock:
-    """Exclusive, bounded-wait lock on a lock file; entering yields whether it is held."""
-
-    _POLL_FIRST = 0.005
-    _POLL_MAX = 0.05
-
-    def __init__(self, cache: TokenCache, key: str, timeout: float) -> None:
-        self._cache = cache
-        self._key = key
-        self._timeout = timeout
-        self._fd: int | None = None
-        self._held = False
-
-    def __enter__(self) -> bool:
-        path = self._cache._lock_path(self._key)
-        if path is None or not self._cache._ensure_dir():
-            return False
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), _FILE_MODE)
-        except (OSError, ValueError) as exc:
-            log.debug("cannot open lock file %s (%s); going on without the lock", path, exc)
-            return False
-        self._fd = fd
-        self._held = self._acquire(fd, path)
-        return self._held
-
-    def _acquire(self, fd: int, path: Path) -> bool:
-        import random
-        import time
-
-        deadline = time.monotonic() + max(self._timeout, 0.0)
-        pause = self._POLL_FIRST
-        while True:
-            try:
-                if sys.platform == "win32":  # pragma: no cover - Windows
-                    import msvcrt
-
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-                else:
-                    import fcntl
-
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except OSError as exc:
-                if sys.platform != "win32" and not isinstance(exc, BlockingIOError):
-                    # ENOLCK on some network file systems: locking is not available.
-                    log.debug("cannot lock %s (%s); going on without the lock", path, exc)
-                    return False
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                log.debug(
-                    "lock %s still held after %.1f s; going on without the lock",
-                    path,
-                    self._timeout,
-                )
-                return False
-            time.sleep(min(remaining, pause * (0.5 + random.random())))  # noqa: S311
-            pause = min(pause * 2, self._POLL_MAX)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if self._held:
-                if sys.platform == "win32":  # pragma: no cover - Windows
-                    import msvcrt
-
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-                else:
-                    import fcntl
-
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-        except OSError as err:
-            log.debug("cannot unlock %s: %s", self._key, err)
-        finally:
-            self._held = False
-            # Closing releases the lock in any case. The lock file stays: unlinking it
-            # would let a waiter lock a file that a newcomer no longer sees.
-            os.close(fd)
-
-
-# --------------------------------------------------------------------------- cache
-
-
 def _str(entry: Mapping[str, Any], name: str) -> str:
-    """The field as a string; raises ``ValueError`` when it is absent or mistyped."""
+    """The field as a non-empty string; raises ``ValueError`` when it is not one."""
     value = entry.get(name)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value:
         raise ValueError(name)
     return value
 
 
-def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
-    """The field as a string, or None when absent; raises ``ValueError`` when mistyped."""
-    value = entry.get(name)
-    if value is not None and not isinstance(value, str):
-        raise ValueError(name)
-    return value
-
-
-def _same_host(cached: str, host: str) -> bool:
+def same_host(cached: str, host: str) -> bool:
+    """True when two host settings name the same menda cloud once normalised."""
     if cached == host:
         return True
     from menda.core_auth._host import normalize_host
@@ -341,7 +165,7 @@ def _same_host(cached: str, host: str) -> bool:
 
 
 class TokenCache:
-    """The on-disk token cache shared with the Menda CLI.
+    """The token cache directory: the CLI's login file and our own entries beside it.
 
     Reads return None (a miss) for any problem; writes return False when the
     directory cannot be written ("work without caching"). Nothing raises.
@@ -355,57 +179,29 @@ class TokenCache:
         self._usable = True
         if directory is not None:
             self.directory = Path(directory)
-            return
-        try:
-            self.directory = default_cache_dir(environ)
-        except RuntimeError as exc:
-            log.debug("%s; working without a token cache", exc)
-            self.directory = Path("~", ".menda", "tokens", "cache")
-            self._usable = False
+        else:
+            try:
+                self.directory = default_cache_dir(environ)
+            except RuntimeError as exc:
+                log.debug("%s; working without a token cache", exc)
+                self.directory = Path("~", ".menda", "tokens", "cache")
+                self._usable = False
+        self.logins = CliTokenFile(self.directory / ".token", usable=self._usable)
 
     def __repr__(self) -> str:
         return f"TokenCache({str(self.directory)!r})"
 
-    # ----------------------------------------------------------------- paths
+    @property
+    def entries_dir(self) -> Path:
+        """``<directory>/menda-keyring``: where our own entries live."""
+        return self.directory / ENTRIES_DIR_NAME
 
     def path_for(self, key: str) -> Path:
-        """``<directory>/<escaped key>.token``; no key can name a file outside the directory."""
-        return self.directory / (escape_key(key) + _SUFFIX)
-
-    def _lock_path(self, key: str) -> Path | None:
-        if not self._usable:
-            return None
-        return self.directory / (escape_key(key) + _LOCK_SUFFIX)
+        """``<entries_dir>/<escaped key>.json``; no key can name a file outside it."""
+        return self.entries_dir / (escape_key(key) + _SUFFIX)
 
     def _ensure_dir(self) -> bool:
-        """Create the directory (and missing parents) with mode 0700; False when impossible."""
-        if not self._usable:
-            return False
-        directory = self.directory
-        try:
-            if directory.is_dir():
-                return True
-            missing: list[Path] = []
-            probe = directory
-            while not probe.exists():
-                missing.append(probe)
-                if probe.parent == probe:
-                    break
-                probe = probe.parent
-            for path in reversed(missing):
-                try:
-                    path.mkdir(mode=_DIR_MODE)
-                except FileExistsError:
-                    continue
-                if sys.platform != "win32":
-                    # The umask can only remove bits: the directory was never more open
-                    # than 0700. Only a strange umask (say 0o277) needs the owner bits back.
-                    if path.stat().st_mode & 0o777 != _DIR_MODE:
-                        path.chmod(_DIR_MODE)
-            return directory.is_dir()
-        except (OSError, ValueError) as exc:
-            log.debug("cannot create token cache %s (%s); working without caching", directory, exc)
-            return False
+        return self._usable and ensure_private_dir(self.entries_dir)
 
     # ----------------------------------------------------------------- raw entries
 
@@ -415,12 +211,11 @@ class TokenCache:
             return None
         path = self.path_for(key)
         try:
-            data = self._read_bytes(path)
-        except (OSError, ValueError) as exc:
-            if not isinstance(exc, FileNotFoundError):
-                log.debug("cannot read token cache entry %s: %s", path, exc)
+            data = read_regular_file(path, _MAX_ENTRY_BYTES)
+        except FileNotFoundError:
             return None
-        if data is None:
+        except (OSError, ValueError) as exc:
+            log.debug("cannot read token cache entry %s: %s", path, exc)
             return None
         import json
 
@@ -434,85 +229,19 @@ class TokenCache:
             return None
         return entry
 
-    def _read_bytes(self, path: Path) -> bytes | None:
-        import stat
-
-        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                log.debug("token cache entry %s is not a regular file; ignoring it", path)
-                return None
-            if sys.platform != "win32" and info.st_mode & 0o077:
-                # Written by something careless: take it back to owner-only.
-                try:
-                    os.fchmod(fd, _FILE_MODE)
-                except OSError as exc:
-                    log.debug("cannot tighten the mode of %s: %s", path, exc)
-            chunks: list[bytes] = []
-            size = 0
-            while True:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > _MAX_ENTRY_BYTES:
-                    log.debug("token cache entry %s is too large; ignoring it", path)
-                    return None
-            return b"".join(chunks)
-        finally:
-            os.close(fd)
-
     def write_entry(self, key: str, entry: Mapping[str, Any]) -> bool:
-        """Write ``entry`` merged over the existing entry's other fields, atomically, 0600.
-
-        Fields of ``entry`` whose value is None are removed. Returns False (logged
-        at debug level) when it cannot write.
-        """
+        """Replace the entry with ``entry``, atomically, 0600; False when it cannot."""
         if not self._ensure_dir():
             return False
         import json
 
-        merged: dict[str, Any] = dict(self.read_entry(key) or {})
-        for name, value in entry.items():
-            if value is None:
-                merged.pop(name, None)
-            else:
-                merged[name] = value
         path = self.path_for(key)
         try:
-            data = json.dumps(merged, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+            data = json.dumps(dict(entry), ensure_ascii=True, indent=2).encode("ascii") + b"\n"
         except (TypeError, ValueError, RecursionError) as exc:
             log.debug("cannot serialise token cache entry %s: %s", path, exc)
             return False
-        return self._atomic_write(path, data)
-
-    def _atomic_write(self, path: Path, data: bytes) -> bool:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(tmp, flags, _FILE_MODE)
-        except (OSError, ValueError) as exc:
-            log.debug("cannot write token cache entry %s: %s", path, exc)
-            return False
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            tmp.replace(path)
-        except (OSError, ValueError) as exc:
-            log.debug("cannot write token cache entry %s: %s", path, exc)
-            with contextlib.suppress(OSError, ValueError):
-                tmp.unlink()
-            return False
-        return True
+        return atomic_write(path, data)
 
     def delete(self, key: str) -> None:
         """Remove the entry; never raises."""
@@ -521,64 +250,50 @@ class TokenCache:
         with contextlib.suppress(OSError, ValueError):
             self.path_for(key).unlink()
 
-    def lock(self, key: str, *, timeout: float = 30.0) -> AbstractContextManager[bool]:
-        """Exclusive lock on ``<key>.token.lock`` across processes, waiting at most ``timeout``.
+    def lock(self, key: str, *, timeout: float = 30.0) -> FileLock:
+        """Exclusive lock on ``<key>.lock`` across processes, waiting at most ``timeout``.
 
         Yields True when held, False when it went on without it (timeout,
         unwritable directory, no locking on this file system).
         """
-        return _FileLock(self, key, timeout)
+        usable = self._ensure_dir()
+        path = self.entries_dir / (escape_key(key) + _LOCK_SUFFIX) if usable else None
+        return FileLock(path, timeout)
 
     # ----------------------------------------------------------------- typed entries
 
-    def load_access_token(
-        self,
-        key: str,
-        *,
-        host: str,
-        client_id: str | None = None,
-        auth_type: str | None = None,
-    ) -> AccessToken | None:
-        """The cached access token when it parses and matches ``host`` (and ``client_id``
-        and ``auth_type`` when given), whatever its expiry; else None."""
+    def load_access_token(self, key: str, *, host: str, client_id: str) -> AccessToken | None:
+        """The cached M2M access token when it parses and matches ``host`` and
+        ``client_id``, whatever its expiry; else None."""
+        token, why = self.check_access_token(key, host=host, client_id=client_id)
+        if token is None:
+            log.debug("access token entry %r not used: %s", key, why)
+        return token
+
+    def check_access_token(
+        self, key: str, *, host: str, client_id: str
+    ) -> tuple[AccessToken | None, str]:
+        """Like :meth:`load_access_token`, with the reason when there is no usable entry
+        (the one source of truth for ``diagnose``)."""
         entry = self.read_entry(key)
         if entry is None:
-            return None
+            return None, "no entry, or the entry is not a readable JSON object"
         try:
-            access_token = _str(entry, "access_token")
-            expires_at = parse_time(entry.get("expires_at"))
-            cached_host = _str(entry, "host")
-            cached_auth_type = _str(entry, "auth_type")
-            cached_client = _optional_str(entry, "client_id")
-            refresh_token = _optional_str(entry, "refresh_token")
-            token_type = _optional_str(entry, "token_type") or "Bearer"
+            fields = {n: _str(entry, n) for n in ("access_token", "host", "client_id")}
+            token_type = _str(entry, "token_type") if "token_type" in entry else "Bearer"
         except ValueError as exc:
-            log.debug("token cache entry %r: field %s missing or mistyped", key, exc)
-            return None
-        if not access_token or expires_at is None or cached_auth_type not in ("m2m", "u2m"):
-            log.debug("token cache entry %r is incomplete; ignoring it", key)
-            return None
-        if not _same_host(cached_host, host):
-            log.debug("token cache entry %r is for another host; ignoring it", key)
-            return None
-        if client_id is not None and cached_client != client_id:
-            log.debug("token cache entry %r is for another client id; ignoring it", key)
-            return None
-        if auth_type is not None and auth_type != cached_auth_type:
-            log.debug("token cache entry %r is for another auth type; ignoring it", key)
-            return None
-        return AccessToken(
-            access_token=access_token,
-            expires_at=expires_at,
-            host=host,
-            auth_type=cached_auth_type,
-            client_id=cached_client,
-            refresh_token=refresh_token or None,
-            token_type=token_type,
-        )
+            return None, f"field '{exc}' is missing or mistyped"
+        expires_at = parse_time(entry.get("expires_at"))
+        if expires_at is None:
+            return None, "'expires_at' is missing or not RFC 3339"
+        if not same_host(fields["host"], host):
+            return None, "it was issued by another host"
+        if fields["client_id"] != client_id:
+            return None, "it belongs to another client id"
+        return AccessToken(fields["access_token"], expires_at, host, client_id, token_type), "ok"
 
     def store_access_token(self, key: str, token: AccessToken) -> bool:
-        """Write ``token`` under ``key``; a None ``refresh_token``/``client_id`` removes it."""
+        """Write ``token`` under ``key``."""
         return self.write_entry(
             key,
             {
@@ -586,64 +301,45 @@ class TokenCache:
                 "token_type": token.token_type,
                 "expires_at": format_time(token.expires_at),
                 "host": token.host,
-                "auth_type": token.auth_type,
                 "client_id": token.client_id,
-                "refresh_token": token.refresh_token,
             },
         )
 
     def load_registry_token(
-        self,
-        key: str,
-        *,
-        host: str,
-        identity: str,
-        registry: tuple[str, str, str] | None = None,
+        self, key: str, *, host: str, identity: str, registry: tuple[str, str, str]
     ) -> RegistryToken | None:
         """The cached registry token when it parses and matches ``host``, ``identity``
-        and ``registry`` (domain, owner, region) when given, whatever its expiry; else None."""
+        and ``registry`` (domain, owner, region), whatever its expiry; else None."""
+        token, why = self.check_registry_token(key, host=host, identity=identity, registry=registry)
+        if token is None:
+            log.debug("registry token entry %r not used: %s", key, why)
+        return token
+
+    def check_registry_token(
+        self, key: str, *, host: str, identity: str, registry: tuple[str, str, str]
+    ) -> tuple[RegistryToken | None, str]:
+        """Like :meth:`load_registry_token`, with the reason when there is no usable entry."""
         entry = self.read_entry(key)
         if entry is None:
-            return None
+            return None, "no entry, or the entry is not a readable JSON object"
+        names = ("token", "host", "identity", "domain", "domain_owner", "region")
         try:
-            fields = {
-                name: _str(entry, name)
-                for name in ("token", "host", "identity", "domain", "domain_owner", "region")
-            }
+            fields = {name: _str(entry, name) for name in names}
         except ValueError as exc:
-            log.debug("token cache entry %r: field %s missing or mistyped", key, exc)
-            return None
+            return None, f"field '{exc}' is missing or mistyped"
         expires_at = parse_time(entry.get("expires_at"))
-        token = fields["token"]
-        cached_host = fields["host"]
-        if not token or expires_at is None:
-            log.debug("token cache entry %r is incomplete; ignoring it", key)
-            return None
-        if not _same_host(cached_host, host):
-            log.debug("token cache entry %r is for another host; ignoring it", key)
-            return None
+        if expires_at is None:
+            return None, "'expires_at' is missing or not RFC 3339"
+        if not same_host(fields["host"], host):
+            return None, "it was issued by another host"
         if fields["identity"] != identity:
-            log.debug("token cache entry %r is for another identity; ignoring it", key)
-            return None
-        if registry is not None and registry != (
-            fields["domain"],
-            fields["domain_owner"],
-            fields["region"],
-        ):
-            log.debug("token cache entry %r is for another registry; ignoring it", key)
-            return None
-        return RegistryToken(
-            token=token,
-            expires_at=expires_at,
-            host=host,
-            identity=identity,
-            domain=fields["domain"],
-            domain_owner=fields["domain_owner"],
-            region=fields["region"],
-        )
+            return None, "it belongs to another identity"
+        if registry != (fields["domain"], fields["domain_owner"], fields["region"]):
+            return None, "it is for another registry"
+        return RegistryToken(fields["token"], expires_at, host, identity, *registry), "ok"
 
     def store_registry_token(self, key: str, token: RegistryToken) -> bool:
-        """Write ``token`` under ``key`` (unknown fields of an existing entry are kept)."""
+        """Write ``token`` under ``key``."""
         return self.write_entry(
             key,
             {

@@ -100,14 +100,17 @@ def _not_found(path: Path) -> ConfigFileNotFoundError:
 
 
 def _read_text(path: Path) -> str:
+    from menda.core_auth._files import NotARegularFileError, read_regular_file
+
     try:
-        with path.open("rb") as handle:
-            data = handle.read(_MAX_CONFIG_BYTES + 1)
+        # Symbolic links are followed (dotfile managers use them); a FIFO or a device
+        # is refused instead of read, so a hostile file cannot make us hang.
+        data = read_regular_file(path, _MAX_CONFIG_BYTES, follow_symlinks=True)
     except (FileNotFoundError, NotADirectoryError):
         raise _not_found(path) from None
-    except IsADirectoryError:
+    except NotARegularFileError as exc:
         raise InvalidConfigError(
-            f"Menda config file {path} is a directory, not a file. "
+            f"Menda config file {path} {exc.strerror}, not a regular file. "
             f"Point {ENV_CONFIG_FILE} at the config file, or run `menda auth configure`."
         ) from None
     except PermissionError:
@@ -115,7 +118,12 @@ def _read_text(path: Path) -> str:
             f"Menda config file {path} cannot be read: permission denied. "
             "Make it readable by your user (e.g. chmod 600)."
         ) from None
-    except ValueError:
+    except ValueError as exc:
+        if "larger than" in str(exc):
+            raise InvalidConfigError(
+                f"Menda config file {path} is larger than {_MAX_CONFIG_BYTES} bytes; "
+                "it is not a Menda config file. Run `menda auth configure` to rewrite it."
+            ) from None
         # An embedded NUL byte: no such file can exist.
         raise InvalidConfigError(
             f"Menda config file path {str(path)!r} is not a valid file name. "
@@ -124,11 +132,6 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise InvalidConfigError(f"Menda config file {path} cannot be read: {reason}.") from None
-    if len(data) > _MAX_CONFIG_BYTES:
-        raise InvalidConfigError(
-            f"Menda config file {path} is larger than {_MAX_CONFIG_BYTES} bytes; "
-            "it is not a Menda config file. Run `menda auth configure` to rewrite it."
-        )
     try:
         # utf-8-sig: editors on Windows like to start the file with a byte-order mark.
         return data.decode("utf-8-sig")

@@ -14,6 +14,7 @@ __all__ = [
     "ENV_HOST",
     "ENV_LOG_LEVEL",
     "ENV_PROFILE_ID",
+    "ENV_TIMEOUT",
     "ENV_TOKEN_CACHE_DIR",
 ]
 
@@ -24,6 +25,7 @@ ENV_PROFILE_ID = "MENDA_PROFILE_ID"
 ENV_CONFIG_FILE = "MENDA_CONFIG_FILE"
 ENV_TOKEN_CACHE_DIR = "MENDA_TOKEN_CACHE_DIR"  # noqa: S105 - a variable name, not a secret
 ENV_LOG_LEVEL = "MENDA_LOG_LEVEL"
+ENV_TIMEOUT = "MENDA_TIMEOUT"
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:

@@ -30,12 +30,26 @@ class Identity(NamedTuple):
 
     host: str
     auth_type: Literal["m2m", "u2m"]
+    #: Names this identity's entries in our cache: ``m2m-env:<client id>``,
+    #: ``m2m-profile:<profile>`` or ``u2m-profile:<profile>``, so an M2M identity and
+    #: a user profile of the same name never share an entry.
     cache_key: str
     source: str
     profile: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
     config_path: Path | None = None
+
+    def registry_key(self, domain: str, owner: str, region: str) -> str:
+        """The cache key of this identity's CodeArtifact token for one registry.
+
+        The client id is part of it: a profile whose client_id changed must not reuse
+        the previous client's tokens.
+        """
+        from menda.core_auth._cache import registry_cache_key
+
+        owner_key = f"{self.cache_key}\0{self.client_id or ''}"
+        return registry_cache_key(owner_key, self.host, domain, owner, region)
 
     def __repr__(self) -> str:
         secret = None if self.client_secret is None else "***"
@@ -74,7 +88,7 @@ def resolve_identity(environ: Mapping[str, str] | None = None) -> Identity:
         return Identity(
             host=normalize_host(raw_host, setting=ENV_HOST),
             auth_type="m2m",
-            cache_key=client_id,
+            cache_key=f"m2m-env:{client_id}",
             source="env",
             profile=None,
             client_id=client_id,
@@ -103,7 +117,7 @@ def resolve_identity(environ: Mapping[str, str] | None = None) -> Identity:
         return Identity(
             host=profile.host,
             auth_type="m2m",
-            cache_key=profile.name,
+            cache_key=f"m2m-profile:{profile.name}",
             source=f"profile:{profile.name}",
             profile=profile.name,
             client_id=profile.client_id,
@@ -113,7 +127,7 @@ def resolve_identity(environ: Mapping[str, str] | None = None) -> Identity:
     return Identity(
         host=profile.host,
         auth_type="u2m",
-        cache_key=profile.name,
+        cache_key=f"u2m-profile:{profile.name}",
         source=f"profile:{profile.name}",
         profile=profile.name,
         client_id=None,

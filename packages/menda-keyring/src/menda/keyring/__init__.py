@@ -11,4 +11,4 @@ __all__ = ["__version__"]
 
 # Kept equal to pyproject.toml's version (a test checks): reading it from the
 # installed metadata would cost a file read on every keyring run.
-__version__ = "0.1.0"
+__version__ = "0.2.0"

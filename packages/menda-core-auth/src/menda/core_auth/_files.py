@@ -1,0 +1,247 @@
+"""Careful file I/O for the token files: bounded reads, atomic private writes, locks.
+
+Everything here treats the file system as untrusted: a read never follows a
+symbolic link (when asked not to), never blocks on a FIFO and never slurps more
+than a bound; a write goes to a fresh 0600 temporary file that replaces the
+target in one step; a lock waits for a bounded time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import TracebackType
+
+__all__ = [
+    "FILE_MODE",
+    "FileLock",
+    "NotARegularFileError",
+    "atomic_write",
+    "ensure_private_dir",
+    "read_regular_file",
+]
+
+log = logging.getLogger("menda.core_auth")
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+_TMP_SUFFIX = ".tmp"
+
+
+class NotARegularFileError(OSError):
+    """Raised when a path names a FIFO, a device, a directory or a symbolic link."""
+
+
+def _open_flags(*, follow_symlinks: bool) -> int:
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    return flags
+
+
+def _kind(mode: int) -> str:
+    import stat
+
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    return "is not a regular file"
+
+
+def read_regular_file(path: Path, limit: int, *, follow_symlinks: bool = False) -> bytes:
+    """The bytes of ``path`` when it is a regular file of at most ``limit`` bytes.
+
+    Raises ``FileNotFoundError``, ``NotARegularFileError`` (FIFO, device, directory,
+    or a symbolic link when ``follow_symlinks`` is false), ``ValueError`` when the
+    file is larger than ``limit``, or another ``OSError``.
+    """
+    import errno
+    import stat
+
+    try:
+        fd = os.open(path, _open_flags(follow_symlinks=follow_symlinks))
+    except OSError as exc:
+        # O_NOFOLLOW on a link fails with ELOOP (Linux) or EMLINK (some BSDs).
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and not follow_symlinks:
+            raise NotARegularFileError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        if exc.errno == errno.EISDIR:
+            raise NotARegularFileError(errno.EISDIR, "is a directory", str(path)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotARegularFileError(errno.EINVAL, _kind(info.st_mode), str(path))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"{path} is larger than {limit} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def ensure_private_dir(directory: Path) -> bool:
+    """Create ``directory`` (and missing parents) with mode 0700; False when impossible."""
+    try:
+        if directory.is_dir():
+            return True
+        missing: list[Path] = []
+        probe = directory
+        while not probe.exists():
+            missing.append(probe)
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=DIR_MODE)
+            except FileExistsError:
+                continue
+            # The umask can only remove bits: the directory was never more open than
+            # 0700. Only a strange umask (say 0o277) needs the owner bits back.
+            if sys.platform != "win32" and path.stat().st_mode & 0o777 != DIR_MODE:
+                path.chmod(DIR_MODE)
+        return directory.is_dir()
+    except (OSError, ValueError) as exc:
+        log.debug("cannot create directory %s (%s)", directory, exc)
+        return False
+
+
+def atomic_write(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data`` in one step, through a fresh 0600 file beside it.
+
+    Returns False (logged at debug level) when it cannot; the old file is then intact.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}{_TMP_SUFFIX}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(tmp, flags, FILE_MODE)
+    except (OSError, ValueError) as exc:
+        log.debug("cannot write %s: %s", path, exc)
+        return False
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except (OSError, ValueError) as exc:
+        log.debug("cannot write %s: %s", path, exc)
+        with contextlib.suppress(OSError, ValueError):
+            tmp.unlink()
+        return False
+    return True
+
+
+class FileLock:
+    """Exclusive, bounded-wait lock on a lock file; entering yields whether it is held.
+
+    The lock file is created 0600 and never followed through a symbolic link. It
+    stays after use: unlinking it would let a waiter lock a file that a newcomer
+    no longer sees.
+    """
+
+    _POLL_FIRST = 0.005
+    _POLL_MAX = 0.05
+
+    def __init__(self, path: Path | None, timeout: float) -> None:
+        self._path = path
+        self._timeout = timeout
+        self._fd: int | None = None
+        self._held = False
+
+    def __enter__(self) -> bool:
+        path = self._path
+        if path is None:
+            return False
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, flags, FILE_MODE)
+        except (OSError, ValueError) as exc:
+            log.debug("cannot open lock file %s (%s); going on without the lock", path, exc)
+            return False
+        self._fd = fd
+        self._held = self._acquire(fd, path)
+        return self._held
+
+    def _acquire(self, fd: int, path: Path) -> bool:
+        import random
+        import time
+
+        deadline = time.monotonic() + max(self._timeout, 0.0)
+        pause = self._POLL_FIRST
+        while True:
+            try:
+                if sys.platform == "win32":  # pragma: no cover - Windows
+                    import msvcrt
+
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+                else:
+                    import fcntl
+
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError as exc:
+                if sys.platform != "win32" and not isinstance(exc, BlockingIOError):
+                    # ENOLCK on some network file systems: locking is not available.
+                    log.debug("cannot lock %s (%s); going on without the lock", path, exc)
+                    return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.debug(
+                    "lock %s still held after %.1f s; going on without the lock",
+                    path,
+                    self._timeout,
+                )
+                return False
+            time.sleep(min(remaining, pause * (0.5 + random.random())))  # noqa: S311
+            pause = min(pause * 2, self._POLL_MAX)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self._held:
+                if sys.platform == "win32":  # pragma: no cover - Windows
+                    import msvcrt
+
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+                else:
+                    import fcntl
+
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as err:
+            log.debug("cannot unlock %s: %s", self._path, err)
+        finally:
+            self._held = False
+            os.close(fd)
