@@ -66,7 +66,8 @@ def test_cache_writes_and_reads_on_every_os(tmp_path: Path) -> None:
     cache = TokenCache(tmp_path / "a" / "cache")
     assert cache.write_entry("ci.prod", {"x": 1})
     assert cache.read_entry("ci.prod") == {"x": 1}
-    assert cache.path_for("ci.prod").name == "ci%2Eprod.token"
+    assert cache.path_for("ci.prod").name == "ci%2Eprod.json"
+    assert cache.path_for("ci.prod").parent == cache.entries_dir
 
 
 def _guard_names(tree: ast.Module, source: str) -> set[str]:

@@ -1,4 +1,8 @@
-"""The cache lock and atomic writes, exercised by real processes racing for one key."""
+"""The cache locks and atomic writes, exercised by real processes racing for one key.
+
+Our entries (``menda-keyring/<key>.json`` with ``<key>.lock``) and the CLI's
+``.token`` (with ``.token.lock``) both get a herd of racers and torn-read checks.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,7 +72,7 @@ WRITER = textwrap.dedent(
     cache = TokenCache(Path(sys.argv[1]))
     tag = sys.argv[2]
     for i in range(int(sys.argv[3])):
-        payload = (tag + str(i % 10)) * 40000
+        payload = (tag + str(i % 10)) * 20000  # ~40 kB: under the 64 KiB entry limit
         ok = cache.write_entry("big", {"payload": payload, "n": len(payload), "i": i})
         assert ok
     """
@@ -92,6 +99,70 @@ READER = textwrap.dedent(
         via_api = cache.read_entry("big")
         assert via_api is not None and len(via_api["payload"]) == via_api["n"]
     print(seen)
+    """
+)
+
+
+# A CLI-login racer: lock .token.lock -> load again -> "refresh" when expired -> store.
+LOGIN_RACER = textwrap.dedent(
+    """
+    import os, sys, time
+    from pathlib import Path
+    from menda.core_auth import Login, TokenCache
+
+    logins = TokenCache(Path(sys.argv[1])).logins
+    go = Path(sys.argv[3])
+    while not go.exists():
+        time.sleep(0.002)
+    with logins.lock(timeout=60) as held:
+        login = logins.load("default")
+        if login is None or not login.is_valid():
+            time.sleep(0.05)  # the refresh request
+            fresh = Login(
+                access_token=f"access-{os.getpid()}",
+                expires_in=3600,
+                id_token=f"id-{os.getpid()}",
+                refresh_token=f"refresh-{os.getpid()}",
+                cached_at=time.time(),
+            )
+            assert logins.store("default", fresh)
+            with open(sys.argv[2], "a") as log:
+                log.write(f"{os.getpid()}\\n")
+    print("held" if held else "not-held")
+    """
+)
+
+LOGIN_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from menda.core_auth import Login, TokenCache
+
+    logins = TokenCache(Path(sys.argv[1])).logins
+    tag = sys.argv[2]
+    for i in range(int(sys.argv[3])):
+        token = (tag + str(i % 10)) * 5000
+        with logins.lock(timeout=60):
+            assert logins.store(tag, Login(token, 3600, id_token=token, cached_at=time.time()))
+    """
+)
+
+LOGIN_READER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from menda.core_auth import TokenCache
+
+    logins = TokenCache(Path(sys.argv[1])).logins
+    for _ in range(int(sys.argv[2])):
+        login = logins.load("default")
+        assert login is not None and login.access_token == "cli-access-token", "torn file"
+        for tag in ("a", "b"):
+            other = logins.load(tag)
+            if other is not None:
+                assert len(other.access_token) == 10000, "torn login"
+                assert other.id_token == other.access_token
+    print("ok")
     """
 )
 
@@ -195,9 +266,10 @@ def test_racing_processes_with_a_cold_cache_make_exactly_one_write(tmp_path: Pat
     entry = TokenCache(directory).read_entry("ci.prod")
     assert entry is not None
     assert str(entry["writer"]) == lines[0]
-    assert sorted(p.name for p in directory.iterdir()) == [
-        "ci%2Eprod.token",
-        "ci%2Eprod.token.lock",
+    assert sorted(p.name for p in directory.iterdir()) == ["menda-keyring"]
+    assert sorted(p.name for p in (directory / "menda-keyring").iterdir()) == [
+        "ci%2Eprod.json",
+        "ci%2Eprod.lock",
     ]
 
 
@@ -214,4 +286,45 @@ def test_readers_never_see_half_a_file_while_others_rewrite(tmp_path: Path) -> N
     assert entry is not None
     assert len(entry["payload"]) == entry["n"]
     assert json.loads(cache.path_for("big").read_bytes())["i"] == 39
-    assert sorted(p.name for p in directory.iterdir()) == ["big.token"]
+    assert sorted(p.name for p in cache.entries_dir.iterdir()) == ["big.json"]
+
+
+def test_racing_processes_with_an_expired_login_make_exactly_one_refresh(
+    tmp_path: Path, cli_factory: Callable[[Path], Any]
+) -> None:
+    directory = tmp_path / "cache"
+    cli = cli_factory(directory)
+    cli.write("default", cached_at=time.time() - 7200)
+    cli.write("dev", access_token="dev-token", cached_at=time.time())
+    dev_before = cli.sections()["dev"]
+    refreshers = tmp_path / "refreshers.log"
+    go = tmp_path / "go"
+    racers = [spawn(LOGIN_RACER, directory, refreshers, go) for _ in range(8)]
+    go.write_text("go")
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    for racer, (out, err) in zip(racers, outputs, strict=True):
+        assert racer.returncode == 0, err
+        assert out.strip() == "held"
+    lines = refreshers.read_text().split()
+    assert len(lines) == 1
+    login = cli.read("default")
+    assert login["access_token"] == f"access-{lines[0]}"
+    assert not cli.is_expired(login, time.time())
+    assert cli.sections()["dev"] == dev_before
+    assert sorted(p.name for p in directory.iterdir()) == [".token", ".token.lock"]
+
+
+def test_cli_file_readers_never_see_half_a_file_while_others_store(
+    tmp_path: Path, cli_factory: Callable[[Path], Any]
+) -> None:
+    directory = tmp_path / "cache"
+    cli_factory(directory).write("default", cached_at=time.time())
+    writers = [spawn(LOGIN_WRITER, directory, tag, 30) for tag in ("a", "b")]
+    readers = [spawn(LOGIN_READER, directory, 100) for _ in range(3)]
+    for proc in writers + readers:
+        _out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    sections = cli_factory(directory).sections()
+    assert sorted(sections) == ["a", "b", "default"]
+    assert sections["a"]["access_token"] == "a9" * 5000
+    assert sorted(p.name for p in directory.iterdir()) == [".token", ".token.lock"]

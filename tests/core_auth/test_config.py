@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from menda.error.exceptions import (
 )
 
 WriteConfig = Callable[..., Path]
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs FIFOs, devices or symlinks")
 
 
 def test_default_config_path_is_under_home(isolated_home: Path) -> None:
@@ -306,7 +309,78 @@ def test_directory_instead_of_file_raises_invalid_config(isolated_home: Path) ->
     path.mkdir(parents=True)
     with pytest.raises(InvalidConfigError) as info:
         load_profile()
-    assert str(path) in info.value.message
+    assert info.value.message.startswith(f"Menda config file {path} is a directory")
+    assert "MENDA_CONFIG_FILE" in info.value.message
+
+
+@posix_only
+def test_fifo_instead_of_file_raises_invalid_config_at_once(
+    isolated_home: Path, without_hanging: Callable[..., Any]
+) -> None:
+    path = isolated_home / ".menda" / "mendacfg"
+    path.parent.mkdir()
+    os.mkfifo(path)
+    started = time.monotonic()
+    outcome = without_hanging(load_profile, path)
+    assert time.monotonic() - started < 2
+    assert isinstance(outcome, InvalidConfigError)
+    assert outcome.message.startswith(f"Menda config file {path} is a FIFO")
+    assert "not a regular file" in outcome.message
+
+
+@posix_only
+def test_fifo_named_by_menda_config_file_through_a_symlink_is_refused(
+    tmp_path: Path, without_hanging: Callable[..., Any]
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "cfg"
+    link.symlink_to(fifo)
+    outcome = without_hanging(lambda: load_profile(environ={"MENDA_CONFIG_FILE": str(link)}), fifo)
+    assert isinstance(outcome, InvalidConfigError)
+    assert "is a FIFO" in outcome.message
+
+
+@posix_only
+def test_device_instead_of_file_raises_invalid_config() -> None:
+    with pytest.raises(InvalidConfigError, match="is a device"):
+        load_profile(path=Path("/dev/null"))
+
+
+@posix_only
+def test_symlinked_config_file_is_followed(tmp_path: Path, write_config: WriteConfig) -> None:
+    # Dotfile managers keep ~/.menda/mendacfg as a link into a repository.
+    target = write_config("[default]\nhost = linked.example\n", tmp_path / "dotfiles" / "cfg")
+    link = tmp_path / "home" / ".menda" / "mendacfg"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(target)
+    assert load_profile().host == "https://linked.example"
+
+
+@posix_only
+def test_dangling_symlink_is_config_file_not_found(isolated_home: Path) -> None:
+    link = isolated_home / ".menda" / "mendacfg"
+    link.parent.mkdir()
+    link.symlink_to(isolated_home / "gone")
+    with pytest.raises(ConfigFileNotFoundError, match=r"^Menda config file not found"):
+        load_profile()
+
+
+@posix_only
+def test_symlink_loop_raises_invalid_config(isolated_home: Path) -> None:
+    link = isolated_home / ".menda" / "mendacfg"
+    link.parent.mkdir()
+    link.symlink_to(link)
+    with pytest.raises(InvalidConfigError) as info:
+        load_profile()
+    assert info.value.message.startswith(f"Menda config file {link} cannot be read")
+
+
+def test_oversized_file_raises_invalid_config(write_config: WriteConfig) -> None:
+    path = write_config("[default]\nhost = h.example\n# " + "x" * (1 << 20) + "\n")
+    with pytest.raises(InvalidConfigError) as info:
+        load_profile()
+    assert info.value.message.startswith(f"Menda config file {path} is larger than")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX file modes")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from menda.core_auth import Identity, resolve_identity
+from menda.core_auth import Identity, TokenCache, registry_cache_key, resolve_identity
 from menda.error.exceptions import (
     ConfigFileNotFoundError,
     InvalidConfigError,
@@ -34,7 +34,7 @@ def test_complete_env_trio_gives_m2m_from_env() -> None:
     assert identity == Identity(
         host="https://api.example.menda.cloud",
         auth_type="m2m",
-        cache_key="ci-bot",
+        cache_key="m2m-env:ci-bot",
         source="env",
         profile=None,
         client_id="ci-bot",
@@ -54,7 +54,7 @@ def test_complete_env_trio_does_not_read_the_config_file(
 def test_env_trio_is_read_from_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in TRIO.items():
         monkeypatch.setenv(name, value)
-    assert resolve_identity().cache_key == "ci-bot"
+    assert resolve_identity().cache_key == "m2m-env:ci-bot"
 
 
 def test_env_trio_with_bad_host_raises_invalid_config_naming_menda_host() -> None:
@@ -125,7 +125,7 @@ def test_m2m_profile_resolves_with_profile_as_cache_key(write_config: WriteConfi
     assert identity == Identity(
         host="https://profile.example",
         auth_type="m2m",
-        cache_key="default",
+        cache_key="m2m-profile:default",
         source="profile:default",
         profile="default",
         client_id="profile-id",
@@ -140,13 +140,44 @@ def test_u2m_profile_resolves_without_client_credentials(write_config: WriteConf
     assert identity == Identity(
         host="https://dev.example",
         auth_type="u2m",
-        cache_key="dev",
+        cache_key="u2m-profile:dev",
         source="profile:dev",
         profile="dev",
         client_id=None,
         client_secret=None,
         config_path=path,
     )
+
+
+def test_identity_kinds_with_the_same_name_get_different_cache_keys(
+    tmp_path: Path, write_config: WriteConfig
+) -> None:
+    # One name ("ci") as an env client id, an m2m profile and a u2m profile.
+    path = write_config(
+        "[ci]\nhost = h.example\nauth_type = m2m\nclient_id = ci\nclient_secret = s\n"
+        "[user]\nhost = h.example\n"
+    )
+    user_path = write_config("[ci]\nhost = h.example\n", tmp_path / "user.cfg")
+    from_env = resolve_identity(dict(TRIO, MENDA_CLIENT_ID="ci"))
+    m2m_profile = resolve_identity({"MENDA_PROFILE_ID": "ci", "MENDA_CONFIG_FILE": str(path)})
+    u2m_profile = resolve_identity({"MENDA_PROFILE_ID": "ci", "MENDA_CONFIG_FILE": str(user_path)})
+    keys = [from_env.cache_key, m2m_profile.cache_key, u2m_profile.cache_key]
+    assert keys == ["m2m-env:ci", "m2m-profile:ci", "u2m-profile:ci"]
+    cache = TokenCache(tmp_path / "cache")
+    assert len({cache.path_for(key) for key in keys}) == 3
+    assert len({registry_cache_key(key, "https://h.example", "d", "o", "r") for key in keys}) == 3
+
+
+def test_u2m_resolution_does_not_look_at_the_token_cache(
+    write_config: WriteConfig, isolated_home: Path
+) -> None:
+    write_config("[default]\nhost = h.example\n")
+    cache_dir = isolated_home / ".menda" / "tokens" / "cache"
+    cache_dir.mkdir(parents=True)
+    (cache_dir / ".token").write_bytes(b"\xff not even INI")
+    identity = resolve_identity({})
+    assert identity.auth_type == "u2m"
+    assert identity.cache_key == "u2m-profile:default"
 
 
 def test_menda_config_file_is_honoured(tmp_path: Path, write_config: WriteConfig) -> None:

@@ -94,42 +94,90 @@ def test_second_call_is_served_from_the_cache(
     assert menda_cloud.count(endpoint="registry") == 1
 
 
-def test_registry_body_carries_repository_and_format_from_the_url(
+def test_registry_exchange_is_authorization_token_and_no_body(
     kr: MendaCodeArtifactKeyring, m2m_env: tuple[str, str], menda_cloud: MendaCloudEmulator
 ) -> None:
     kr.get_password(INDEX, "aws")
+    (token,) = [r for r in menda_cloud.requests if r.endpoint == "token"]
+    assert token.grant_type == "client_credentials"
+    assert token.client_id == "ci-bot"
     (req,) = [r for r in menda_cloud.requests if r.endpoint == "registry"]
-    assert req.body == {
-        "registry_type": "codeartifact",
-        "domain": "menda-private",
-        "domain_owner": "058264169513",
-        "region": "eu-west-1",
-        "repository": "menda-plugins",
-        "format": "pypi",
-    }
+    assert req.body is None
+    assert (req.token_header, req.token_scheme) == ("authorizationToken", "Bearer")
 
 
-def test_other_username_gets_none_and_a_hint(
+def test_other_username_gets_none_and_one_hint_on_stderr(
     kr: MendaCodeArtifactKeyring,
     m2m_env: tuple[str, str],
     menda_cloud: MendaCloudEmulator,
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="menda"):
-        assert kr.get_password(INDEX, "alice") is None
-    assert "'aws'" in caplog.text
+    assert kr.get_password(INDEX, "alice") is None
+    assert kr.get_password(HOST, "alice") is None
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("menda-keyring: AWS CodeArtifact expects the username 'aws'")
     assert menda_cloud.count() == 0
 
 
-def test_failure_is_one_actionable_line_and_none(
-    kr: MendaCodeArtifactKeyring, menda_home: object, caplog: pytest.LogCaptureFixture
+def test_token_probe_username_gets_none_silently(
+    kr: MendaCodeArtifactKeyring,
+    m2m_env: tuple[str, str],
+    menda_cloud: MendaCloudEmulator,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="menda"):
+    # PDM probes get_password(url, "__token__"); that is not the user's choice.
+    assert kr.get_password(INDEX, "__token__") is None
+    assert capsys.readouterr().err == ""
+    assert menda_cloud.count() == 0
+
+
+def test_plain_http_service_gets_no_token(
+    kr: MendaCodeArtifactKeyring,
+    m2m_env: tuple[str, str],
+    menda_cloud: MendaCloudEmulator,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert kr.get_password(INDEX.replace("https://", "http://"), "aws") is None
+    assert capsys.readouterr().err == ""
+    assert menda_cloud.count() == 0
+
+
+def test_failure_is_one_actionable_line_once_per_process_and_none(
+    kr: MendaCodeArtifactKeyring,
+    menda_home: object,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="menda"):
         assert kr.get_password(INDEX, "aws") is None
-    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert record.getMessage().startswith("Menda config file not found")
-    assert record.getMessage().endswith("[ConfigFileNotFoundError]")
-    assert record.exc_info is None
+        assert kr.get_password(HOST, "aws") is None  # uv asks again with the host
+        assert kr.get_credential(INDEX, None) is None
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("menda-keyring: Menda config file not found")
+    assert line.endswith("[ConfigFileNotFoundError]")
+    # The same text reaches the logger at DEBUG, for applications that want it.
+    said = [r for r in caplog.records if r.name == "menda.keyring" and "config file" in r.message]
+    assert said and all(r.levelno == logging.DEBUG for r in said)
+
+
+def test_failure_reaches_stderr_when_the_application_filters_other_loggers(
+    kr: MendaCodeArtifactKeyring,
+    menda_home: object,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Poetry drops every record not from its own loggers.
+    class OnlyPoetry(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return record.name.startswith("poetry")
+
+    handler = logging.StreamHandler()
+    handler.addFilter(OnlyPoetry())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    assert kr.get_password(INDEX, "aws") is None
+    assert "menda-keyring: Menda config file not found" in capsys.readouterr().err
 
 
 def test_denied_domain_reports_the_403(
@@ -137,16 +185,16 @@ def test_denied_domain_reports_the_403(
     menda_home: object,
     menda_cloud: MendaCloudEmulator,
     monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     menda_cloud.add_m2m_client("ci-bot", "pw", domains=["other-domain"])
     monkeypatch.setenv("MENDA_CLIENT_ID", "ci-bot")
     monkeypatch.setenv("MENDA_CLIENT_SECRET", "pw")
     monkeypatch.setenv("MENDA_HOST", menda_cloud.url)
-    with caplog.at_level(logging.WARNING, logger="menda"):
-        assert kr.get_password(INDEX, "aws") is None
-    assert "403" in caplog.text
-    assert "[MendaCloudAPIError]" in caplog.text
+    assert kr.get_password(INDEX, "aws") is None
+    err = capsys.readouterr().err
+    assert "HTTP 403" in err
+    assert err.rstrip().endswith("[MendaCloudAPIError]")
 
 
 def test_set_and_delete_are_no_ops_for_codeartifact(
@@ -176,19 +224,19 @@ def test_version_matches_pyproject() -> None:
     assert m and m.group(1) == menda.keyring.__version__
 
 
-def test_stderr_handler_is_attached_only_when_nobody_configured_logging(
-    monkeypatch: pytest.MonkeyPatch,
+def test_library_warnings_reach_stderr_once_and_debug_adds_a_trace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", [])
-    monkeypatch.setattr(backend_module, "_handler", None)
-    menda_logger = logging.getLogger("menda")
-    monkeypatch.setattr(menda_logger, "handlers", [])
     backend_module._configure_logging()
-    assert len(menda_logger.handlers) == 1
-    handler = menda_logger.handlers[0]
-    assert handler.level == logging.WARNING
+    library = logging.getLogger("menda.core_auth")
+    library.warning("Ignoring the M2M environment variables: %s", "MENDA_HOST is not set")
+    library.warning("Ignoring the M2M environment variables: %s", "MENDA_HOST is not set")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["menda-keyring: Ignoring the M2M environment variables: MENDA_HOST is not set"]
+
+    monkeypatch.setattr(backend_module, "_configured", False)
+    monkeypatch.setattr(logging.getLogger("menda"), "handlers", [])
     monkeypatch.setenv("MENDA_LOG_LEVEL", "debug")
     backend_module._configure_logging()
-    assert len(menda_logger.handlers) == 1
-    assert handler.level == logging.DEBUG
+    logging.getLogger("menda.cloud_client").debug("a trace line")
+    assert "a trace line" in capsys.readouterr().err

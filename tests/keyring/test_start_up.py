@@ -90,7 +90,7 @@ def test_request_counts_cold_access_cached_and_warm(
     assert (menda_cloud.count(endpoint="token"), menda_cloud.count(endpoint="registry")) == (1, 1)
 
     # Only the access token cached: one exchange, no token request.
-    for entry in menda_home.cache_dir.glob("registry-*.token"):
+    for entry in (menda_home.cache_dir / "menda-keyring").glob("registry-*.json"):
         entry.unlink()
     menda_cloud.clear_log()
     access_only = probe(m2m_env, INDEX)

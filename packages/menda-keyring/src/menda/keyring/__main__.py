@@ -14,13 +14,14 @@ __all__ = ["main"]
 _DIAGNOSE_HELP = """\
 Explain whether pip, uv, twine or Poetry will get an AWS CodeArtifact token
 from menda-keyring, without printing any secret: versions, whether keyring
-uses this backend, which identity resolves (or the exact error), the token
-cache entries for it, and what is taken from URL.
+uses this backend, which identity resolves (or the exact error), the Menda
+CLI's login (user profiles) or the cached access token (M2M), the cached
+registry token for URL, and what is taken from URL.
 
 examples:
   menda-keyring diagnose
   menda-keyring diagnose https://DOMAIN-OWNER.d.codeartifact.REGION.amazonaws.com/pypi/REPO/simple/
-  menda-keyring diagnose --check URL        # also fetch a token and time each request
+  menda-keyring diagnose --check [URL]      # also call menda cloud: whoami, a live exchange
   menda-keyring diagnose --json URL         # the same report as one JSON object
 """
 
@@ -28,15 +29,20 @@ _EXIT_HELP = """\
 exit status:
   0  no problem found: the identity resolves, the URL (if any) is recognised,
      keyring uses menda-keyring, and a token can be had as far as can be told
-     without the network (with --check: the live exchange succeeded)
+     without the network (with --check: whoami and the live exchange succeeded)
   1  a problem was found; the report says which
   2  usage error
+
+--check always asks menda cloud for a new registry token; the cached one is
+neither used nor replaced. The token it presents comes from the cache when
+valid, as an installer's would: an expired login is refreshed (and written
+back), an M2M access token fetched (and cached).
 
 Set MENDA_LOG_LEVEL=debug to also trace every step on stderr.
 """
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+def _parser() -> argparse.ArgumentParser:
     from menda.keyring import __version__
 
     parser = argparse.ArgumentParser(
@@ -58,34 +64,24 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     diagnose.add_argument(
         "--check",
         action="store_true",
-        help="perform a real token exchange for URL and report each request (needs URL)",
-    )
-    diagnose.add_argument(
-        "--no-cache",
-        action="store_true",
-        help="with --check: ignore and keep the cached registry token (and an M2M access "
-        "token); a U2M login is still read from the cache",
+        help="also call menda cloud (whoami, a live registry exchange) and report each request",
     )
     diagnose.add_argument(
         "--json", action="store_true", dest="as_json", help="print one JSON object"
     )
-    return parser, diagnose
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, diagnose = _parser()
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.check and not args.url:
-        diagnose.error("--check needs a URL to exchange a token for")
-    if args.no_cache and not args.check:
-        diagnose.error("--no-cache only makes sense with --check")
 
-    from menda.keyring._diagnose import run
+    from menda.keyring.diagnose import run
 
-    return run(args.url, check=args.check, no_cache=args.no_cache, as_json=args.as_json)
+    return run(args.url, check=args.check, as_json=args.as_json)
 
 
 if __name__ == "__main__":

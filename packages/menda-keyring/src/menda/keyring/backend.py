@@ -9,6 +9,7 @@ actually asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -70,13 +71,19 @@ class MendaCodeArtifactKeyring(KeyringBackend):
         if target is None:
             return None
         _configure_logging()
+        if service[:7].lower() == "http://":
+            # The installer would send the token in clear text to whoever is on the path.
+            log.debug("no token for %s: the service URL is plain http, not https", target.endpoint)
+            return None
+        if username == "__token__":
+            # A probe (PDM) or a tool's default (hatch), not the user's choice of username.
+            log.debug("no token for username '__token__' at %s: CodeArtifact uses 'aws'", service)
+            return None
         if username not in (None, "", USERNAME):
-            log.warning(
-                "AWS CodeArtifact expects the username 'aws', not %r, for %s; "
-                "set the username to 'aws' (e.g. https://aws@%s/...) or leave it out.",
-                username,
-                target.endpoint,
-                target.endpoint,
+            _say(
+                f"AWS CodeArtifact expects the username 'aws', not {username!r}, for "
+                f"{target.endpoint}; set the username to 'aws' (e.g. "
+                f"https://aws@{target.endpoint}/...) or leave it out."
             )
             return None
         try:
@@ -101,7 +108,7 @@ def _fetch_token(target: CodeArtifactService) -> str:
         target.domain,
         target.domain_owner,
         target.region,
-        credential.expires_at.isoformat(),
+        "an unknown time" if credential.expires_at is None else credential.expires_at.isoformat(),
         " (from cache)" if credential.from_cache else "",
     )
     return credential.token
@@ -130,41 +137,68 @@ def _report(exc: Exception) -> None:
     from menda.error import MendaError
 
     if isinstance(exc, MendaError):
-        log.warning("%s [%s]", exc, type(exc).__name__)
+        _say(f"{exc} [{type(exc).__name__}]")
     else:
         # Not ours to word: the type only, since its text may quote anything.
-        log.warning(
+        _say(
             "Unexpected error while getting a CodeArtifact token; run with "
-            "MENDA_LOG_LEVEL=debug for details and report it. [%s]",
-            type(exc).__name__,
+            f"MENDA_LOG_LEVEL=debug for details and report it. [{type(exc).__name__}]"
         )
     log.debug("traceback of the failure above", exc_info=exc)
 
 
-_handler: logging.Handler | None = None
+# Each distinct line is printed once per process: uv asks for the URL and then the
+# host, PDM and Poetry ask several times, and the user needs to read it once.
+_said: set[str] = set()
+
+
+def _say(line: str) -> None:
+    """Tell the user ``line`` on stderr, once per process, whatever logging looks like.
+
+    The keyring CLI and uv's subprocess configure no logging, Poetry drops every
+    record not from its own loggers, and pip's import mode shows records its own
+    way: so the line is written directly, and the same text goes to the
+    ``menda.keyring`` logger at DEBUG for applications that want it.
+    """
+    log.debug("%s", line)
+    if line in _said:
+        return
+    _said.add(line)
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"menda-keyring: {line}\n")
+        sys.stderr.flush()
+
+
+class _UserLines(logging.Handler):
+    """Warnings of the Menda libraries (a half-set M2M environment) reach the user as
+    our own lines do: once, on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            _say(record.getMessage())
+
+
+_configured = False
 
 
 def _configure_logging() -> None:
-    """Make sure our one line reaches the user.
-
-    The keyring CLI, uv's subprocess and pip's subprocess mode configure no
-    logging, so without a handler our warning would vanish. An application
-    that configured logging (pip's import mode, twine) keeps full control.
-    """
-    global _handler  # noqa: PLW0603 - one handler per process, attached lazily
-    level = _requested_level()
+    """Route library warnings to the user; ``MENDA_LOG_LEVEL`` adds a full trace on stderr."""
+    global _configured  # noqa: PLW0603 - once per process, on the first CodeArtifact service
+    if _configured:
+        return
+    _configured = True
     menda_logger = logging.getLogger("menda")
-    if _handler is None:
-        if logging.getLogger().handlers:
-            if level is not None:
-                menda_logger.setLevel(level)
-            return
-        _handler = logging.StreamHandler(sys.stderr)
-        _handler.setFormatter(logging.Formatter("menda-keyring: %(message)s"))
-        menda_logger.addHandler(_handler)
-    effective = logging.WARNING if level is None else level
-    _handler.setLevel(effective)
-    menda_logger.setLevel(effective)
+    user_lines = _UserLines(logging.WARNING)
+    menda_logger.addHandler(user_lines)
+    level = _requested_level()
+    if level is not None:
+        trace = logging.StreamHandler(sys.stderr)
+        trace.setFormatter(logging.Formatter("menda-keyring: %(message)s"))
+        trace.setLevel(level)
+        menda_logger.addHandler(trace)
+        menda_logger.setLevel(level)
+    elif menda_logger.getEffectiveLevel() > logging.WARNING:
+        menda_logger.setLevel(logging.WARNING)
 
 
 def _requested_level() -> int | None:
