@@ -1,6 +1,6 @@
 """The real `uv` binary installing from CodeArtifact with credentials from menda-keyring.
 
-uv spawns `keyring get <service> aws` (spec/keyring-backend.md); the `keyring`
+uv spawns `keyring get <service> aws` (docs/installers.md); the `keyring`
 on PATH is the workspace's, so every credential here went through our backend,
 the token cache and the menda cloud emulator. Each test checks what the user
 sees (exit status, importable package, output) and what it cost (requests to

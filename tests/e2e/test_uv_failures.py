@@ -2,8 +2,8 @@
 
 uv shows keyring's stderr on the terminal and treats a non-zero exit as "no
 credentials", so the install fails with uv's own 401 hint, preceded by our line
-`menda-keyring: <fixed prefix> ... [<ErrorClass>]` (spec/keyring-backend.md,
-spec/config-and-cache.md). uv may call keyring more than once (index URL, then
+`menda-keyring: <fixed prefix> ... [<ErrorClass>]` (docs/installers.md,
+docs/files.md). uv may call keyring more than once (index URL, then
 host), so the line may repeat; every occurrence must be that one line.
 """
 

@@ -1,4 +1,4 @@
-"""The config file ``~/.menda/mendacfg``: one INI section per profile (config-and-cache.md)."""
+"""The config file ``~/.menda/mendacfg``: one INI section per profile (docs/files.md)."""
 
 from __future__ import annotations
 
@@ -207,7 +207,7 @@ def load_profile(
 
     ``name`` defaults to ``MENDA_PROFILE_ID``, then ``default``; ``path`` to
     :func:`default_config_path`. Raises a :class:`~menda.error.MendaConfigError`
-    subclass, with the fixed message of config-and-cache.md, for every problem.
+    subclass, with the fixed message of docs/files.md, for every problem.
     """
     env = os.environ if environ is None else environ
     if name is None or not name.strip():

@@ -1,4 +1,4 @@
-"""Names of the environment variables that Menda reads (config-and-cache.md)."""
+"""Names of the environment variables that Menda reads (docs/files.md)."""
 
 from __future__ import annotations
 

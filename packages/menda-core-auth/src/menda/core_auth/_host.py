@@ -1,4 +1,4 @@
-"""Normalisation of the menda cloud host (base URL), as in menda-cloud-api.md."""
+"""Normalisation of the menda cloud host (base URL), as in docs/cloud-api.md."""
 
 from __future__ import annotations
 

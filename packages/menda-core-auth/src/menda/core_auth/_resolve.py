@@ -1,4 +1,4 @@
-"""Resolution order: M2M from the environment, else the selected profile (config-and-cache.md)."""
+"""Resolution order: M2M from the environment, else the selected profile (docs/files.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Recognise keyring service names that are AWS CodeArtifact repository endpoints.
 
 Installers ask keyring for a service named by a URL, a bare ``host``, ``host:port``
-or ``scheme://host[:port]`` (spec/keyring-backend.md). A service is ours only when
+or ``scheme://host[:port]`` (docs/installers.md). A service is ours only when
 its host is ``<domain>-<owner>.d.codeartifact.<region>.amazonaws.com`` (one
 trailing dot allowed), or the VPC endpoint ``vpce-<id>.d.codeartifact.<region>.vpce.amazonaws.com``
 with the domain and owner in the path (``/<format>/d/<domain>-<owner>/<repo>/...``).
