@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import json
 import os
 import subprocess
 import sys
@@ -16,15 +16,15 @@ from menda.testing import MendaCloudEmulator
 from menda.testing.__main__ import build_parser
 
 
-def basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
-
-
 def token_request(url: str, client_id: str, secret: str) -> requests.Response:
+    params = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    return requests.post(url + "/api/v1/auth/oauth2/token", params=params, timeout=5)
+
+
+def registry_request(url: str, token: str) -> requests.Response:
     return requests.post(
-        url + "/api/v1/auth/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        headers={"Authorization": basic(client_id, secret)},
+        url + "/api/v1/auth/registry/token",
+        headers={"authorizationToken": f"Bearer {token}"},
         timeout=5,
     )
 
@@ -61,35 +61,25 @@ def test_admin_registers_m2m_clients_with_domains(cloud: MendaCloudEmulator) -> 
     body = {"client_id": "remote", "client_secret": "pw", "domains": ["a"]}
     assert admin(cloud.url, "POST", "/m2m", body).status_code == 200
     access = token_request(cloud.url, "remote", "pw").json()["access_token"]
-    registry = {
-        "registry_type": "codeartifact",
-        "domain": "b",
-        "domain_owner": "1",
-        "region": "r",
-        "repository": None,
-        "format": None,
-    }
-    denied = requests.post(
-        cloud.registry_url, json=registry, headers={"Authorization": f"Bearer {access}"}, timeout=5
-    )
-    assert denied.status_code == 403
+    assert registry_request(cloud.url, access).status_code == 403  # the tenant's is menda-private
+    body = {"client_id": "other", "client_secret": "pw", "registry": ["a", "1", "r"]}
+    assert admin(cloud.url, "POST", "/m2m", body).status_code == 200
+    assert cloud.registry_of("other") == ("a", "1", "r")
 
 
 def test_admin_creates_users_and_returns_their_login(cloud: MendaCloudEmulator) -> None:
-    login = admin(cloud.url, "POST", "/users", {"name": "bob"}).json()
+    login = admin(cloud.url, "POST", "/users", {"name": "bob", "email": "b@x"}).json()
     assert login["client_id"] == "menda-cli"
+    assert login["id_token"].startswith("mit_")
     assert login["refresh_token"].startswith("mrt_")
     assert login["expires_at"].endswith("Z")
-    refreshed = requests.post(
-        cloud.token_url,
-        data={
-            "grant_type": "refresh_token",
-            "refresh_token": login["refresh_token"],
-            "client_id": "menda-cli",
-        },
-        timeout=5,
-    )
-    assert refreshed.status_code == 200
+    assert login["expires_in"] == 3600
+    params = {
+        "grant_type": "refresh_token",
+        "refresh_token": login["refresh_token"],
+        "client_id": "menda-cli",
+    }
+    assert requests.post(cloud.token_url, params=params, timeout=5).status_code == 200
 
 
 def test_admin_injects_faults(cloud: MendaCloudEmulator) -> None:
@@ -101,9 +91,21 @@ def test_admin_injects_faults(cloud: MendaCloudEmulator) -> None:
 
 
 def test_admin_settings_and_registries(cloud: MendaCloudEmulator) -> None:
-    admin(cloud.url, "POST", "/settings", {"access_token_lifetime": 7, "rotate_refresh_tokens": 0})
+    settings = {
+        "access_token_lifetime": 7,
+        "rotate_refresh_tokens": 0,
+        "device_interval": 0,
+        "device_pending_polls": 2,
+        "device_login_user": "bob",
+        "app_client_id": "app",
+        "registry": ["d", "2", "r2"],
+    }
+    assert admin(cloud.url, "POST", "/settings", settings).status_code == 200
     assert cloud.access_token_lifetime == 7
     assert cloud.rotate_refresh_tokens is False
+    assert (cloud.device_interval, cloud.device_pending_polls) == (0, 2)
+    assert (cloud.device_login_user, cloud.app_client_id) == ("bob", "app")
+    assert cloud.registry == ("d", "2", "r2")
     admin(cloud.url, "POST", "/registries", {"domain": "d", "domain_owner": "1", "region": "r"})
     cloud.add_m2m_client("ci", "s3cret")
     token = cloud.mint_registry_token("ci", domain="d", owner="1", region="r").token
@@ -120,6 +122,8 @@ def test_admin_settings_and_registries(cloud: MendaCloudEmulator) -> None:
         ("POST", "/faults", {"endpoint": "token", "fault": {"kind": "nope"}}, 400),
         ("POST", "/faults", {"endpoint": "nowhere", "fault": {"kind": "drop"}}, 400),
         ("POST", "/users", {"name": "u", "domains": "not-a-list"}, 400),
+        ("POST", "/users", {"name": "u", "registry": ["only-one"]}, 400),
+        ("POST", "/settings", {"registry": "d:1:r"}, 400),
         ("GET", "/unknown", None, 404),
     ],
 )
@@ -128,7 +132,7 @@ def test_admin_rejects_bad_requests(
 ) -> None:
     response = admin(cloud.url, method, path, body)
     assert response.status_code == status
-    assert response.json()["error"]
+    assert response.json()["detail"]
 
 
 def test_cli_parser_has_a_serve_subcommand() -> None:
@@ -136,7 +140,12 @@ def test_cli_parser_has_a_serve_subcommand() -> None:
         ["serve", "--port", "0", "--m2m", "a:b:c", "--m2m", "d:e", "--registry", "x:1:r"]
     )
     assert args.m2m == [("a", "b:c"), ("d", "e")]
-    assert args.registry == [("x", "1", "r")]
+    assert args.registry == ("x", "1", "r")
+    assert build_parser().parse_args(["serve"]).registry == (
+        "menda-private",
+        "058264169513",
+        "eu-west-1",
+    )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--m2m", "no-colon"])
 
@@ -153,6 +162,10 @@ def test_serve_runs_in_its_own_process_until_terminated() -> None:
             "ci:s3:cr%et",
             "--access-token-lifetime",
             "99",
+            "--user",
+            "alice",
+            "--registry",
+            "acme:111122223333:us-east-1",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -163,11 +176,18 @@ def test_serve_runs_in_its_own_process_until_terminated() -> None:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        response = token_request(url, "ci", "s3%3Acr%25et")
+        response = token_request(url, "ci", "s3:cr%et")
         assert response.status_code == 200
         assert response.json()["expires_in"] == 99
+        token = registry_request(url, response.json()["access_token"]).json()["token"]
+        check = {"token": token, "domain": "acme", "domain_owner": "111122223333"}
+        check["region"] = "us-east-1"
+        assert admin(url, "POST", "/registry-tokens/validate", check).json() == {"valid": True}
+        discovery = requests.get(url + "/api/v1/auth/discovery?hostname=h", timeout=5)
+        assert discovery.json() == {"app_client_id": "menda-cli"}
         entries = admin(url, "GET", "/requests").json()["requests"]
-        assert [e["identity"] for e in entries] == ["ci"]
+        assert [e["identity"] for e in entries] == ["ci", "ci", None]
+        assert "s3:cr%et" not in json.dumps(entries)
     finally:
         process.terminate()  # SIGTERM on POSIX
         _, stderr = process.communicate(timeout=10)

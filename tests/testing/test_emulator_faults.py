@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import time
@@ -23,15 +22,7 @@ from menda.testing import (
 )
 from menda.testing._faults import fault_from_dict, fault_to_dict
 
-BASIC = "Basic " + base64.b64encode(b"ci:s3cret").decode()
-REGISTRY = {
-    "registry_type": "codeartifact",
-    "domain": "d",
-    "domain_owner": "1",
-    "region": "r",
-    "repository": None,
-    "format": None,
-}
+QUERY = "grant_type=client_credentials&client_id=ci&client_secret=s3cret"
 
 
 @pytest.fixture
@@ -42,12 +33,12 @@ def cloud() -> Iterator[MendaCloudEmulator]:
 
 
 def token_request(cloud: MendaCloudEmulator, timeout: float = 5) -> requests.Response:
-    return requests.post(
-        cloud.token_url,
-        data={"grant_type": "client_credentials"},
-        headers={"Authorization": BASIC},
-        timeout=timeout,
-    )
+    return requests.post(f"{cloud.token_url}?{QUERY}", timeout=timeout)
+
+
+def registry_request(cloud: MendaCloudEmulator, token: str) -> requests.Response:
+    headers = {"authorizationToken": f"Bearer {token}", "Content-Type": "application/json"}
+    return requests.post(cloud.registry_url, headers=headers, timeout=5)
 
 
 def raw_token_request(cloud: MendaCloudEmulator) -> http.client.HTTPResponse:
@@ -55,12 +46,7 @@ def raw_token_request(cloud: MendaCloudEmulator) -> http.client.HTTPResponse:
     parts = urlsplit(cloud.url)
     assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
-    conn.request(
-        "POST",
-        "/api/v1/auth/oauth2/token",
-        body="grant_type=client_credentials",
-        headers={"Authorization": BASIC, "Content-Type": "application/x-www-form-urlencoded"},
-    )
+    conn.request("POST", f"/api/v1/auth/oauth2/token?{QUERY}")
     return conn.getresponse()
 
 
@@ -73,13 +59,13 @@ def test_status_fault_applies_to_the_next_n_requests_then_stops(
     assert cloud.pending_faults("token") == []
 
 
-def test_status_fault_body_is_an_oauth_error_with_request_id(cloud: MendaCloudEmulator) -> None:
+def test_status_fault_body_is_a_detail_with_request_id(cloud: MendaCloudEmulator) -> None:
     cloud.inject("token", Status(429, retry_after=3))
     response = token_request(cloud)
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "3"
     assert response.headers["X-Request-Id"]
-    assert set(response.json()) == {"error", "error_description"}
+    assert response.json() == {"detail": "injected fault: HTTP 429"}
 
 
 def test_status_fault_retry_after_may_be_an_http_date(cloud: MendaCloudEmulator) -> None:
@@ -88,16 +74,32 @@ def test_status_fault_retry_after_may_be_an_http_date(cloud: MendaCloudEmulator)
     assert token_request(cloud).headers["Retry-After"] == date
 
 
-def test_status_fault_with_custom_body_and_error(cloud: MendaCloudEmulator) -> None:
+def test_status_fault_with_custom_body_detail_and_error(cloud: MendaCloudEmulator) -> None:
     cloud.inject("token", Status(500, body="oops", content_type="text/plain"))
-    cloud.inject("token", Status(400, error="invalid_grant"))
+    cloud.inject("token", Status(400, error="invalid_grant", detail="refused"))
     first = token_request(cloud)
     assert (first.status_code, first.text, first.headers["Content-Type"]) == (
         500,
         "oops",
         "text/plain",
     )
-    assert token_request(cloud).json()["error"] == "invalid_grant"
+    assert token_request(cloud).json() == {"detail": "refused", "error": "invalid_grant"}
+
+
+def test_status_fault_adds_arbitrary_headers(cloud: MendaCloudEmulator) -> None:
+    cloud.inject("registry", Status(403, headers={"x-amzn-RequestId": "abc-123"}))
+    cloud.inject("token", Malformed(headers={"X-Extra": "1"}))
+    response = registry_request(cloud, cloud.issue_access_token("ci")[0])
+    assert response.headers["x-amzn-RequestId"] == "abc-123"
+    assert response.headers["X-Request-Id"]
+    assert token_request(cloud).headers["X-Extra"] == "1"
+
+
+def test_bodies_may_be_bytes_that_are_not_utf8(cloud: MendaCloudEmulator) -> None:
+    cloud.inject("token", Status(502, body=b"\xff\xfe bad", content_type="text/plain"))
+    cloud.inject("token", NonJSON(status=200, body=b"\x80\x81"))
+    assert token_request(cloud).content == b"\xff\xfe bad"
+    assert token_request(cloud).content == b"\x80\x81"
 
 
 def test_status_401_on_registry_looks_like_an_expired_access_token(
@@ -105,11 +107,9 @@ def test_status_401_on_registry_looks_like_an_expired_access_token(
 ) -> None:
     token, _ = cloud.issue_access_token("ci")
     cloud.inject("registry", Status(401))
-    response = requests.post(
-        cloud.registry_url, json=REGISTRY, headers={"Authorization": f"Bearer {token}"}, timeout=5
-    )
+    response = registry_request(cloud, token)
     assert response.status_code == 401
-    assert response.json()["error"] == "invalid_token"
+    assert response.json()["detail"]
     assert cloud.minted_registry_tokens == []
 
 
@@ -118,16 +118,29 @@ def test_faults_are_per_endpoint_and_in_order(cloud: MendaCloudEmulator) -> None
     cloud.inject("registry", Status(502))
     cloud.inject("registry", Status(504))
     assert token_request(cloud).status_code == 200
-    codes = [
-        requests.post(
-            cloud.registry_url,
-            json=REGISTRY,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=5,
-        ).status_code
-        for _ in range(3)
-    ]
+    codes = [registry_request(cloud, token).status_code for _ in range(3)]
     assert codes == [502, 504, 200]
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "method"),
+    [
+        ("discovery", "GET"),
+        ("device_authorize", "POST"),
+        ("device_token", "POST"),
+        ("whoami", "GET"),
+    ],
+)
+def test_every_endpoint_takes_faults(cloud: MendaCloudEmulator, endpoint: str, method: str) -> None:
+    cloud.inject(endpoint, Status(503, retry_after=1))
+    cloud.inject(endpoint, Truncate())
+    url = cloud.endpoint_url(endpoint)
+    first = requests.request(method, url, timeout=5)
+    assert (first.status_code, first.headers["Retry-After"]) == (503, "1")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.request(method, url, timeout=5)
+    assert [r.fault for r in cloud.requests] == ["status", "truncate"]
+    assert {r.endpoint for r in cloud.requests} == {endpoint}
 
 
 def test_delay_answers_normally_after_waiting(cloud: MendaCloudEmulator) -> None:
@@ -214,6 +227,8 @@ def test_clear_faults_drops_pending_ones(cloud: MendaCloudEmulator) -> None:
     "fault",
     [
         Status(503, retry_after="Wed, 21 Oct 2026 07:28:00 GMT"),
+        Status(500, body=b"\xff\x00", headers={"x-amzn-RequestId": "r"}),
+        NonJSON(body=b"\x80"),
         Delay(0.5),
         Malformed({"x": [1]}),
         NonJSON(status=200),
@@ -227,7 +242,14 @@ def test_faults_round_trip_through_their_json_form(fault: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "data", [{}, {"kind": "explode"}, {"kind": "status"}, {"kind": "drop", "seconds": 1}]
+    "data",
+    [
+        {},
+        {"kind": "explode"},
+        {"kind": "status"},
+        {"kind": "drop", "seconds": 1},
+        {"kind": "nonjson", "body": {"base64": "!!"}},
+    ],
 )
 def test_fault_from_dict_rejects_bad_input(data: dict[str, object]) -> None:
     with pytest.raises(ValueError):

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import configparser
-import json
 import os
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote_plus
 
 import pytest
 import requests
@@ -83,11 +80,30 @@ def test_menda_home_writes_config_and_cached_login(menda_home: MendaHome) -> Non
     parser.read(path)
     assert parser["default"]["host"] == "https://h"
     assert parser["default"]["x"] == "1"
-    entry = menda_home.write_cached_login(
-        "default", host="https://h", access_token="mat_1", expires_at="2026-01-01T00:00:00Z"
-    )
-    assert entry.parent == menda_home.cache_dir
-    assert json.loads(entry.read_text())["access_token"] == "mat_1"
+    token_file = menda_home.write_cached_login("default", access_token="mat_1", cached_at=0)
+    assert token_file == menda_home.token_file == menda_home.cache_dir / ".token"
+    assert menda_home.read_cli_tokens()["default"]["access_token"] == "mat_1"
+    entry = menda_home.write_cache_entry("m2m-env:ci", {"access_token": "mat_2"})
+    assert entry.parent == menda_home.own_cache_dir == menda_home.cache_dir / "menda-keyring"
+    assert sorted(menda_home.cached_secrets()) == ["mat_1", "mat_2"]
+
+
+def test_menda_home_writes_a_login_from_the_emulator(
+    menda_home: MendaHome, menda_cloud: MendaCloudEmulator
+) -> None:
+    login = menda_cloud.add_user("bob")
+    menda_home.write_cached_login("p", login)
+    menda_home.write_cached_login("expired", login, cached_at=0, expires_in=3600)
+    tokens = menda_home.read_cli_tokens()
+    assert tokens["p"] == {
+        "id_token": login.id_token,
+        "access_token": login.access_token,
+        "refresh_token": login.refresh_token,
+        "expires_in": "3600",
+        "token_type": "Bearer",
+        "cached_at": str(login.issued_at.timestamp()),
+    }
+    assert tokens["expired"]["cached_at"] == "0"
 
 
 def test_menda_home_profile_helpers_match_the_emulator(
@@ -101,9 +117,12 @@ def test_menda_home_profile_helpers_match_the_emulator(
     assert parser["robot"]["client_id"] == "ci"
     assert parser["robot"]["host"] == menda_cloud.url
     assert parser["default"]["auth_type"] == "u2m"
-    cached = json.loads((menda_home.cache_dir / "default.token").read_text())
+    cached = menda_home.read_cli_tokens()["default"]
+    assert cached["id_token"] == login.id_token
     assert cached["refresh_token"] == login.refresh_token
-    assert cached["host"] == menda_cloud.url
+    assert float(cached["cached_at"]) + int(cached["expires_in"]) == pytest.approx(
+        login.expires_at.timestamp(), abs=1
+    )
 
 
 def test_menda_cloud_is_running_and_fresh(menda_cloud: MendaCloudEmulator) -> None:
@@ -117,13 +136,8 @@ def test_m2m_client_is_registered_with_an_awkward_secret(
 ) -> None:
     client_id, secret = m2m_client
     assert any(ch in secret for ch in "+/:%#;")
-    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
-    response = requests.post(
-        menda_cloud.token_url,
-        data={"grant_type": "client_credentials"},
-        headers={"Authorization": "Basic " + base64.b64encode(raw).decode()},
-        timeout=5,
-    )
+    params = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    response = requests.post(menda_cloud.token_url, params=params, timeout=5)
     assert response.status_code == 200
 
 
@@ -151,16 +165,7 @@ def test_clock_drives_the_emulator_when_both_are_used(
     assert expires_at == clock.now() + timedelta(seconds=60)
     clock.advance(61)
     response = requests.post(
-        menda_cloud.registry_url,
-        json={
-            "registry_type": "codeartifact",
-            "domain": "d",
-            "domain_owner": "1",
-            "region": "r",
-            "repository": None,
-            "format": None,
-        },
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=5,
+        menda_cloud.registry_url, headers={"authorizationToken": f"Bearer {token}"}, timeout=5
     )
-    assert response.json()["error"] == "invalid_token"
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]

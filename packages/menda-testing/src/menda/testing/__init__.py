@@ -12,11 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 from menda.testing._faults import Delay, Drop, Fault, Malformed, NonJSON, Status, Truncate
 from menda.testing._records import MintedRegistryToken, RecordedRequest, UserLogin
-from menda.testing.emulator import MendaCloudEmulator
+from menda.testing._tokens import DEFAULT_REGISTRY
+from menda.testing.emulator import ENDPOINTS, MendaCloudEmulator
 from menda.testing.files import (
+    CLI_TOKEN_FILE,
+    CLI_TOKEN_KEYS,
+    OWN_CACHE_DIR,
     cache_file_name,
+    cached_secrets,
+    read_cli_token_file,
     write_cache_entry,
     write_cached_login,
+    write_legacy_cache_entry,
     write_mendacfg,
 )
 
@@ -26,6 +33,11 @@ if TYPE_CHECKING:
     from menda.testing.wheels import build_wheel
 
 __all__ = [
+    "CLI_TOKEN_FILE",
+    "CLI_TOKEN_KEYS",
+    "DEFAULT_REGISTRY",
+    "ENDPOINTS",
+    "OWN_CACHE_DIR",
     "Delay",
     "Drop",
     "FakeCodeArtifact",
@@ -41,8 +53,11 @@ __all__ = [
     "UserLogin",
     "build_wheel",
     "cache_file_name",
+    "cached_secrets",
+    "read_cli_token_file",
     "write_cache_entry",
     "write_cached_login",
+    "write_legacy_cache_entry",
     "write_mendacfg",
 ]
 

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from menda.testing._tokens import DEFAULT_REGISTRY
 from menda.testing.emulator import MendaCloudEmulator
 
 
@@ -49,15 +50,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="register an M2M client (repeatable)",
     )
     serve.add_argument(
-        "--registry",
+        "--user",
         action="append",
-        type=_registry,
         default=[],
-        metavar="DOMAIN:OWNER:REGION",
-        help="declare a known registry; others then answer 404 (repeatable)",
+        metavar="NAME",
+        help="register a user who approves device logins (repeatable; the first approves)",
     )
+    serve.add_argument(
+        "--registry",
+        type=_registry,
+        default=DEFAULT_REGISTRY,
+        metavar="DOMAIN:OWNER:REGION",
+        help=f"the tenant's CodeArtifact registry (default: {':'.join(DEFAULT_REGISTRY)})",
+    )
+    serve.add_argument("--app-client-id", default="menda-cli", help="the login app's client id")
+    serve.add_argument("--tenant-id", default="menda-test")
     serve.add_argument("--access-token-lifetime", type=int, default=3600, metavar="SECONDS")
     serve.add_argument("--registry-token-lifetime", type=int, default=43200, metavar="SECONDS")
+    serve.add_argument(
+        "--device-interval",
+        type=int,
+        default=1,
+        metavar="SECONDS",
+        help="the device flow's polling interval (default: 1)",
+    )
     # Room for more subcommands next to serve. `demo` takes its own options
     # (menda-demo's); main() hands them over before this parser sees them.
     commands.add_parser(
@@ -82,11 +98,15 @@ def serve(args: argparse.Namespace) -> int:
         path_prefix=args.path_prefix,
         access_token_lifetime=args.access_token_lifetime,
         registry_token_lifetime=args.registry_token_lifetime,
+        registry=args.registry,
+        app_client_id=args.app_client_id,
+        tenant_id=args.tenant_id,
+        device_interval=args.device_interval,
     )
     for client_id, secret in args.m2m:
         cloud.add_m2m_client(client_id, secret)
-    for domain, owner, region in args.registry:
-        cloud.add_registry(domain, owner, region)
+    for name in args.user:
+        cloud.add_user(name)
     with cloud:
         sys.stdout.write(cloud.url + "\n")
         sys.stdout.flush()

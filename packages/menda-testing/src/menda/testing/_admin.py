@@ -1,17 +1,21 @@
 """The emulator's admin JSON API, so another process can inspect and configure it.
 
-Routes under ``{url}/_emulator``, JSON in and out:
+Routes under ``{url}/_emulator``, JSON in and out, errors as ``{"detail": ...}``:
 
 - ``GET /requests``: the request log, ``{"requests": [...]}`` (no secrets in it);
   ``DELETE /requests`` clears it.
-- ``POST /m2m``: ``{"client_id", "client_secret", "domains": null or [...]}``.
-- ``POST /users``: ``{"name", "client_id", "domains"}``; answers the fresh login,
-  tokens included (the caller needs them).
+- ``POST /m2m``: ``{"client_id", "client_secret", "domains": null or [...],
+  "registry": null or [domain, owner, region]}``.
+- ``POST /users``: ``{"name", "client_id", "domains", "registry", "email"}``; answers
+  the fresh login, tokens included (the caller needs them), with ``expires_at``
+  and ``issued_at`` in RFC 3339 and ``expires_in``.
 - ``POST /faults``: ``{"endpoint": "token", "fault": {"kind": "status", "code": 503},
   "times": 2}``; the fault's JSON form is :func:`menda.testing._faults.fault_to_dict`.
-- ``POST /registries``: ``{"domain", "domain_owner", "region"}``.
+- ``POST /registries``: ``{"domain", "domain_owner", "region"}`` (see ``add_registry``).
 - ``POST /settings``: any of ``access_token_lifetime``, ``registry_token_lifetime``,
-  ``rotate_refresh_tokens``.
+  ``rotate_refresh_tokens``, ``device_interval``, ``device_pending_polls``,
+  ``device_code_lifetime``, ``device_login_user``, ``app_client_id``, ``tenant_id``,
+  ``registry`` ([domain, owner, region]).
 - ``POST /registry-tokens/validate``: ``{"token", "domain", "domain_owner", "region"}``
   answers ``{"valid": true or false}``.
 """
@@ -25,19 +29,28 @@ from typing import TYPE_CHECKING, Any
 from menda.testing._faults import fault_from_dict
 from menda.testing._http import Incoming, Reply
 from menda.testing._records import format_rfc3339
+from menda.testing._tokens import registry_tuple
 
 if TYPE_CHECKING:
     from menda.testing.emulator import MendaCloudEmulator
 
 __all__ = ["handle_admin"]
 
+_INT_SETTINGS = (
+    "access_token_lifetime",
+    "registry_token_lifetime",
+    "device_interval",
+    "device_pending_polls",
+    "device_code_lifetime",
+)
+
 
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def _error_reply(status: int, error: str, description: str) -> Reply:
-    return Reply(status, _json_bytes({"error": error, "error_description": description}))
+def _error_reply(status: int, detail: str) -> Reply:
+    return Reply(status, _json_bytes({"detail": detail}))
 
 
 def handle_admin(cloud: MendaCloudEmulator, incoming: Incoming, path: str) -> Reply:
@@ -52,17 +65,32 @@ def handle_admin(cloud: MendaCloudEmulator, incoming: Incoming, path: str) -> Re
         data = _admin_body(incoming)
         if route == ("POST", "/m2m"):
             cloud.add_m2m_client(
-                _str(data, "client_id"), _str(data, "client_secret"), domains=_domains(data)
+                _str(data, "client_id"),
+                _str(data, "client_secret"),
+                domains=_domains(data),
+                registry=_registry(data),
             )
             return Reply(200, _json_bytes({"client_id": data["client_id"]}))
         if route == ("POST", "/users"):
+            client_id = data.get("client_id")
+            email = data.get("email")
             login = cloud.add_user(
                 str(data.get("name", "alice")),
-                client_id=str(data.get("client_id", "menda-cli")),
+                client_id=None if client_id is None else str(client_id),
                 domains=_domains(data),
+                registry=_registry(data),
+                email=None if email is None else str(email),
             )
-            body = {**login.cache_fields(), "name": login.name}
-            body["expires_at"] = format_rfc3339(login.expires_at)
+            body = {
+                "name": login.name,
+                "client_id": login.client_id,
+                "id_token": login.id_token,
+                "access_token": login.access_token,
+                "refresh_token": login.refresh_token,
+                "expires_in": login.expires_in,
+                "expires_at": format_rfc3339(login.expires_at),
+                "issued_at": format_rfc3339(login.issued_at),
+            }
             return Reply(200, _json_bytes(body))
         if route == ("POST", "/faults"):
             fault = data.get("fault")
@@ -79,11 +107,7 @@ def handle_admin(cloud: MendaCloudEmulator, incoming: Incoming, path: str) -> Re
             )
             return Reply(200, b"{}")
         if route == ("POST", "/settings"):
-            for name in ("access_token_lifetime", "registry_token_lifetime"):
-                if name in data:
-                    setattr(cloud, name, int(data[name]))
-            if "rotate_refresh_tokens" in data:
-                cloud.rotate_refresh_tokens = bool(data["rotate_refresh_tokens"])
+            _apply_settings(cloud, data)
             return Reply(200, b"{}")
         if route == ("POST", "/registry-tokens/validate"):
             valid = cloud.validate_registry_token(
@@ -94,8 +118,25 @@ def handle_admin(cloud: MendaCloudEmulator, incoming: Incoming, path: str) -> Re
             )
             return Reply(200, _json_bytes({"valid": valid}))
     except (ValueError, TypeError) as exc:
-        return _error_reply(400, "invalid_request", str(exc))
-    return _error_reply(404, "not_found", f"no admin route {incoming.method} {path}")
+        return _error_reply(400, str(exc))
+    return _error_reply(404, f"no admin route {incoming.method} {path}")
+
+
+def _apply_settings(cloud: MendaCloudEmulator, data: Mapping[str, Any]) -> None:
+    for name in _INT_SETTINGS:
+        if name in data:
+            setattr(cloud, name, int(data[name]))
+    if "rotate_refresh_tokens" in data:
+        cloud.rotate_refresh_tokens = bool(data["rotate_refresh_tokens"])
+    for name in ("app_client_id", "tenant_id"):
+        if name in data:
+            setattr(cloud, name, _str(data, name))
+    if "device_login_user" in data:
+        user = data["device_login_user"]
+        cloud.device_login_user = None if user is None else str(user)
+    registry = _registry(data)
+    if registry is not None:
+        cloud.registry = registry
 
 
 def _admin_body(incoming: Incoming) -> dict[str, Any]:
@@ -124,3 +165,10 @@ def _domains(data: Mapping[str, Any]) -> list[str] | None:
     if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
         raise ValueError("'domains' must be a list of strings or null")
     return domains
+
+
+def _registry(data: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    registry = data.get("registry")
+    if registry is not None and not isinstance(registry, list):
+        raise ValueError("'registry' must be [domain, owner, region] or null")
+    return registry_tuple(registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, TypeAlias
@@ -19,22 +20,30 @@ __all__ = [
 ]
 
 
+def _no_headers() -> dict[str, str]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Status:
     """Answer with ``code`` instead of the real response.
 
-    Without ``body`` the answer is an OAuth-style JSON error whose ``error`` is
-    ``error`` or a code that fits the status and endpoint. ``retry_after`` is sent
-    as the ``Retry-After`` header: seconds (int) or an HTTP-date (str).
+    Without ``body`` the answer is the service's JSON error ``{"detail": ...}``
+    (``detail``, else "injected fault: HTTP <code>"), plus an OAuth-style ``"error"``
+    when ``error`` is given. ``body`` is sent as is (``bytes`` may be any bytes, not
+    UTF-8 say). ``retry_after`` is sent as the ``Retry-After`` header: seconds (int)
+    or an HTTP-date (str); ``headers`` are added to the answer (``x-amzn-RequestId``...).
     """
 
     kind: ClassVar[str] = "status"
 
     code: int
     retry_after: str | int | None = None
-    body: str | None = None
+    body: str | bytes | None = None
     content_type: str = "application/json"
     error: str | None = None
+    detail: str | None = None
+    headers: Mapping[str, str] = field(default_factory=_no_headers)
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class Malformed:
 
     body: Any = field(default_factory=_wrong_shape)
     status: int = 200
+    headers: Mapping[str, str] = field(default_factory=_no_headers)
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,9 @@ class NonJSON:
     kind: ClassVar[str] = "nonjson"
 
     status: int = 502
-    body: str = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    body: str | bytes = "<html><body><h1>502 Bad Gateway</h1></body></html>"
     content_type: str = "text/html; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=_no_headers)
 
 
 @dataclass(frozen=True)
@@ -95,8 +106,15 @@ _KINDS: dict[str, type[Fault]] = {
 
 
 def fault_to_dict(fault: Fault) -> dict[str, Any]:
-    """The JSON form used by the admin API: ``{"kind": "status", "code": 503, ...}``."""
-    return {"kind": fault.kind, **asdict(fault)}
+    """The JSON form used by the admin API: ``{"kind": "status", "code": 503, ...}``.
+
+    A ``bytes`` body becomes ``{"base64": "..."}``.
+    """
+    data = {"kind": fault.kind, **asdict(fault)}
+    for name, value in data.items():
+        if isinstance(value, bytes):
+            data[name] = {"base64": base64.b64encode(value).decode("ascii")}
+    return data
 
 
 def fault_from_dict(data: Mapping[str, Any]) -> Fault:
@@ -106,7 +124,7 @@ def fault_from_dict(data: Mapping[str, Any]) -> Fault:
     if cls is None:
         raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(_KINDS)}")
     known = {f.name for f in fields(cls)}
-    params = {k: v for k, v in data.items() if k != "kind"}
+    params = {k: _from_json(v) for k, v in data.items() if k != "kind"}
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"fault {kind!r} has no parameter(s) {unknown}")
@@ -114,3 +132,12 @@ def fault_from_dict(data: Mapping[str, Any]) -> Fault:
         return cls(**params)
     except TypeError as exc:
         raise ValueError(f"bad parameters for fault {kind!r}: {exc}") from None
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"base64"}:
+        try:
+            return base64.b64decode(value["base64"], validate=True)
+        except (ValueError, TypeError):
+            raise ValueError("a base64 body must be valid base64") from None
+    return value

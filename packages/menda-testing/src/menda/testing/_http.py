@@ -101,10 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Also for unparseable requests and unsupported methods: JSON, with a request id.
         self.close_connection = True
-        body = {
-            "error": "invalid_request" if code < 500 else "server_error",
-            "error_description": message or HTTPStatus(code).phrase,
-        }
+        body = {"detail": message or HTTPStatus(code).phrase}
         reply = Reply(code, json.dumps(body).encode())
         reply.headers["X-Request-Id"] = "req_" + secrets.token_hex(8)
         with contextlib.suppress(*_DISCONNECTS):
@@ -140,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.app(incoming)
         except Exception:
             log.exception("emulator failed on %s %s", self.command, self.path)
-            reply = Reply(500, b'{"error": "server_error"}')
+            reply = Reply(500, b'{"detail": "Internal Server Error"}')
         try:
             self._write(reply)
         except _DISCONNECTS:

@@ -349,12 +349,18 @@ def _show_cache(out: _Output, world: _World) -> None:
         return
     mode = directory.stat().st_mode & 0o777
     out.detail(f"token cache {directory} (mode {mode:04o}):")
-    for path in sorted(directory.iterdir()):
+    # The Menda CLI's logins (.token) sit beside our own entries (menda-keyring/*.json).
+    paths = sorted(directory.iterdir())
+    entries = directory / "menda-keyring"
+    if entries.is_dir():
+        paths += sorted(entries.iterdir())
+    for path in paths:
         file_mode = path.stat().st_mode & 0o777
-        if not path.name.endswith(".token"):
-            out.detail(f"  {path.name}  mode {file_mode:04o}")
+        name = path.relative_to(directory).as_posix()
+        if not path.name.endswith(".json"):
+            out.detail(f"  {name}  mode {file_mode:04o}")
             continue
-        out.detail(f"  {path.name}  mode {file_mode:04o}  {_describe_entry(path)}")
+        out.detail(f"  {name}  mode {file_mode:04o}  {_describe_entry(path)}")
 
 
 def _describe_entry(path: Path) -> str:
@@ -369,7 +375,7 @@ def _describe_entry(path: Path) -> str:
         where = f"{entry.get('domain')}-{entry.get('domain_owner')} ({entry.get('region')})"
         kind = f"registry token for {where}"
     elif "access_token" in entry:
-        kind = f"{entry.get('auth_type')} access token of client {entry.get('client_id')!r}"
+        kind = f"m2m access token of client {entry.get('client_id')!r}"
     else:
         kind = "unknown entry"
     return f"{kind}, expires_at {entry.get('expires_at')}"

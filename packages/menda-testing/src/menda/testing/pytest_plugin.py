@@ -1,7 +1,8 @@
 """pytest fixtures for menda tests (registered through the ``pytest11`` entry point).
 
 - ``menda_home``: an isolated home (HOME, USERPROFILE; MENDA_* and proxy variables
-  removed) with helpers to write a mendacfg and cached logins.
+  removed) with helpers to write a mendacfg, logins in the CLI's token file and
+  menda-keyring's own cache entries.
 - ``menda_cloud``: a started :class:`MendaCloudEmulator`, stopped at teardown.
 - ``m2m_client``: ``(client_id, client_secret)`` registered on ``menda_cloud``.
 - ``clock`` / ``frozen_clock``: a fake "now" for ``menda.core_auth`` (and for
@@ -24,7 +25,15 @@ import pytest
 
 from menda.testing._records import UserLogin
 from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.files import cached_secrets, write_cached_login, write_mendacfg
+from menda.testing.files import (
+    CLI_TOKEN_FILE,
+    OWN_CACHE_DIR,
+    cached_secrets,
+    read_cli_token_file,
+    write_cache_entry,
+    write_cached_login,
+    write_mendacfg,
+)
 
 __all__ = ["FakeClock", "MendaHome", "console_script"]
 
@@ -69,9 +78,42 @@ class MendaHome:
         self.defaults = None if defaults is None else dict(defaults)
         return write_mendacfg(self.config_path, self.profiles, defaults=self.defaults)
 
-    def write_cached_login(self, profile: str, **kwargs: Any) -> Path:
-        """:func:`menda.testing.write_cached_login` into ``cache_dir``."""
-        return write_cached_login(self.cache_dir, profile, **kwargs)
+    @property
+    def token_file(self) -> Path:
+        """The CLI's token file, ``<cache_dir>/.token``."""
+        return self.cache_dir / CLI_TOKEN_FILE
+
+    @property
+    def own_cache_dir(self) -> Path:
+        """menda-keyring's own entries, ``<cache_dir>/menda-keyring``."""
+        return self.cache_dir / OWN_CACHE_DIR
+
+    def write_cached_login(
+        self,
+        profile: str,
+        login: UserLogin | None = None,
+        *,
+        now: datetime | None = None,
+        **fields: Any,
+    ) -> Path:
+        """Write ``profile``'s section of the CLI's token file, as ``menda auth login`` does.
+
+        From ``login`` (``cached_at`` = ``now``, default the moment of login, and
+        ``expires_in`` the lifetime left then), and/or the keyword arguments of
+        :func:`menda.testing.write_cached_login`, which win (``cached_at=0`` for a
+        long-expired login, ``extra={...}`` for a broken one).
+        """
+        values = {} if login is None else login.cache_fields(now)
+        values.update(fields)
+        return write_cached_login(self.cache_dir, profile, **values)
+
+    def read_cli_tokens(self) -> dict[str, dict[str, str]]:
+        """The sections of the CLI's token file (``{}`` when there is none)."""
+        return read_cli_token_file(self.token_file)
+
+    def write_cache_entry(self, key: str, entry: Mapping[str, Any]) -> Path:
+        """One of menda-keyring's own entries: ``<cache_dir>/menda-keyring/<key>.json``."""
+        return write_cache_entry(self.cache_dir, key, entry)
 
     def cached_secrets(self) -> list[str]:
         """Every token value in ``cache_dir``: what no output may contain."""
@@ -101,12 +143,14 @@ class MendaHome:
         profile: str = "default",
         user: str = "alice",
         domains: list[str] | None = None,
+        registry: tuple[str, str, str] | None = None,
     ) -> UserLogin:
-        """Register ``user`` on ``cloud``, add a u2m profile and cache its login as the CLI does."""
-        login = cloud.add_user(user, domains=domains)
+        """Register ``user`` on ``cloud``, add a u2m profile and cache the login in the
+        CLI's token file (``cached_at`` = the emulator's now), as ``menda auth login`` does."""
+        login = cloud.add_user(user, domains=domains, registry=registry)
         self.profiles[profile] = {"host": cloud.url, "auth_type": "u2m"}
         write_mendacfg(self.config_path, self.profiles, defaults=self.defaults)
-        self.write_cached_login(profile, host=cloud.url, **login.cache_fields())
+        self.write_cached_login(profile, login, now=cloud.now())
         return login
 
     def env(self, **overrides: str | None) -> dict[str, str]:
