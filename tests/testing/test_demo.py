@@ -70,7 +70,8 @@ def test_demo_shows_cache_files_private_and_warm_install_without_requests(
     demo_run: subprocess.CompletedProcess[str],
 ) -> None:
     out = demo_run.stdout
-    assert re.search(r"menda-keyring/m2m-profile%3Adefault\.json\s+mode 0600\s+m2m access token", out)
+    entry = r"menda-keyring/m2m-profile%3Adefault\.json\s+mode 0600\s+m2m access token"
+    assert re.search(entry, out)
     assert re.search(r"menda-keyring/registry-[0-9a-f]{32}\.json\s+mode 0600\s+registry token", out)
     assert "new requests to menda cloud: 0" in out
     assert "warm install made 0 request(s) to menda cloud" in out
@@ -112,7 +113,8 @@ def test_demo_keep_leaves_the_home_with_config_and_cache(uv_available: None) -> 
     try:
         home = tmp / "home" / ".menda"
         assert (home / "mendacfg").is_file()
-        assert (home / "tokens" / "cache" / "menda-keyring" / "m2m-profile%3Adefault.json").is_file()
+        entries = home / "tokens" / "cache" / "menda-keyring"
+        assert (entries / "m2m-profile%3Adefault.json").is_file()
         # --quiet keeps to the step lines and the summary.
         assert "client_secret" not in result.stdout
         assert "[7/8] Failure example skipped" in result.stdout
