@@ -9,10 +9,9 @@ menda cloud and to the repository).
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,7 +167,7 @@ def test_uv_lock_and_sync_of_seed_shaped_project(e2e: E2E) -> None:
 
 @pytest.mark.parametrize(
     ("source", "cache_file"),
-    [("env", "ci-bot.token"), ("profile", "ci.token")],
+    [("env", "m2m-env%3Aci-bot.json"), ("profile", "m2m-profile%3Aci.json")],
 )
 def test_uv_install_with_m2m(e2e: E2E, source: str, cache_file: str) -> None:
     if source == "env":
@@ -187,7 +186,7 @@ def test_uv_install_with_m2m(e2e: E2E, source: str, cache_file: str) -> None:
     assert e2e.cloud.count("token") == 1
     assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
     assert e2e.cloud.count("registry") == 1
-    assert (e2e.home.cache_dir / cache_file).is_file()
+    assert (e2e.home.cache_dir / "menda-keyring" / cache_file).is_file()
     assert_no_secret_in(e2e, result.stdout, result.stderr)
 
 
@@ -208,31 +207,36 @@ def test_uv_install_with_u2m_cached_login_needs_no_token_request(e2e: E2E) -> No
 def test_uv_install_with_expired_u2m_login_refreshes_and_stores_rotated_token(e2e: E2E) -> None:
     login = e2e.cloud.add_user("alice")
     e2e.home.write_config({"default": {"host": e2e.cloud.url, "auth_type": "u2m"}})
-    e2e.home.write_cached_login(
-        "default",
-        host=e2e.cloud.url,
-        access_token=login.access_token,
-        expires_at=datetime.now(timezone.utc) - timedelta(hours=1),
-        refresh_token=login.refresh_token,
-        client_id=login.client_id,
-    )
+    e2e.home.write_cached_login("default", login, cached_at=time.time() - 7200)
+    e2e.home.write_cached_login("other", login)  # another profile's login must survive
+    before_other = e2e.home.read_cli_tokens()["other"]
     python = e2e.venv()
 
     result = e2e.uv_pip_install(python)
 
     assert_ok(result)
     assert_imports(e2e, python)
+    assert e2e.cloud.count("discovery") == 1
     assert e2e.cloud.count("token") == 1
     assert e2e.cloud.count("token", grant_type="refresh_token", client_id=login.client_id) == 1
     assert e2e.cloud.count("registry", status=200, identity="alice") == 1
     assert e2e.cloud.count("registry") == 1
-    cached = json.loads((e2e.home.cache_dir / "default.token").read_text())
-    assert cached["refresh_token"] not in (None, login.refresh_token)
-    assert cached["access_token"] != login.access_token
-    assert cached["auth_type"] == "u2m"
-    assert cached["client_id"] == login.client_id
-    expires_at = datetime.fromisoformat(cached["expires_at"].replace("Z", "+00:00"))
-    assert expires_at > datetime.now(timezone.utc)
+    sections = e2e.home.read_cli_tokens()
+    saved = sections["default"]
+    # Written back in the CLI's six keys and formats, with the rotated refresh token.
+    assert list(saved) == [
+        "id_token",
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "token_type",
+        "cached_at",
+    ]
+    assert saved["refresh_token"] not in ("", login.refresh_token)
+    assert saved["access_token"] != login.access_token
+    assert saved["expires_in"].isdigit()
+    assert float(saved["cached_at"]) > time.time() - 600
+    assert sections["other"] == before_other
     assert login.refresh_token not in result.stdout + result.stderr
     assert_no_secret_in(e2e, result.stdout, result.stderr)
 

@@ -103,7 +103,7 @@ def test_uv_when_menda_cloud_refuses_the_domain_shows_the_403(e2e: E2E) -> None:
         # Only the request id differs between keyring calls.
         assert "/api/v1/auth/registry/token" in line
         assert "403" in line
-        assert "access_denied" in line
+        assert "ask your Menda administrator" in line
     assert CLIENT_SECRET not in result.stdout + result.stderr
     assert_package_not_installed(e2e, python)
     # One keyring call, one refused exchange; the access token was cached once.

@@ -10,20 +10,18 @@ environment). The log then shows the exact shape they sent.
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 import requests
 
 from menda.testing import CLI_TOKEN_KEYS, MendaCloudEmulator, read_cli_token_file
 from menda.testing.files import write_cached_login
+from menda.testing.published import PublishedClients
 from menda.testing.pytest_plugin import MendaHome
 
 pytestmark = [
@@ -35,66 +33,14 @@ pytestmark = [
 # `menda auth login` opens a browser: BROWSER=true makes that a no-op on POSIX only.
 posix_browser = pytest.mark.skipif(sys.platform == "win32", reason="BROWSER=true needs POSIX")
 
-CLI, KEYRING = "menda-cli==0.5.0", "menda-keyring==0.0.2"
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
 INDEX = f"https://{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com/pypi/menda-plugins/simple/"
 BACKEND = "menda.keyring.backend.MendaCodeArtifactKeyring"
-# Computed at import, before any fixture points HOME at a temporary directory.
-CACHE_ROOT = Path.home() / ".cache" / "menda-keyring-tests"
-BIN = "Scripts" if sys.platform == "win32" else "bin"
 
 
-class PublishedClients(NamedTuple):
-    menda: str
-    keyring: str
-
-
-def _script(venv: Path, name: str) -> str:
-    return str(venv / BIN / (f"{name}.exe" if sys.platform == "win32" else name))
-
-
-def _venv(uv: str, requirement: str) -> Path:
-    """A Python 3.11 virtual environment with ``requirement``, built once per version.
-
-    Built under a temporary name and renamed into place (it is relocatable), so
-    concurrent sessions never see half of one.
-    """
-    final = CACHE_ROOT / f"{requirement.replace('==', '-')}-py3.11"
-    if (final / ".complete").exists():
-        return final
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    building = CACHE_ROOT / f".building-{secrets.token_hex(4)}"
-    python = building / BIN / ("python.exe" if sys.platform == "win32" else "python")
-    steps = [
-        [uv, "venv", "--quiet", "--python", "3.11", "--relocatable", str(building)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), requirement],
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    try:
-        for argv in steps:
-            result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-            if result.returncode != 0:
-                pytest.skip(f"could not build {requirement}: {result.stderr.strip()[-500:]}")
-        (building / ".complete").touch()
-        try:
-            building.rename(final)
-        except OSError:  # another session got there first
-            if not (final / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return final
-
-
-@pytest.fixture(scope="session")
-def published() -> PublishedClients:
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        pytest.skip("uv is not installed; it builds the published clients' environments")
-    return PublishedClients(
-        menda=_script(_venv(uv, CLI), "menda"),
-        keyring=_script(_venv(uv, KEYRING), "keyring"),
-    )
+@pytest.fixture
+def published(published_clients: PublishedClients) -> PublishedClients:
+    return published_clients
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -38,6 +38,9 @@ from menda.testing.files import (
 __all__ = ["FakeClock", "MendaHome", "console_script"]
 
 # The fake CodeArtifact's fixtures live in their own module; load them with ours when present.
+if TYPE_CHECKING:
+    from menda.testing.published import PublishedClients
+
 if importlib.util.find_spec("menda.testing._pytest_codeartifact") is not None:
     pytest_plugins = ["menda.testing._pytest_codeartifact"]
 
@@ -252,3 +255,23 @@ def clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Fa
 def frozen_clock(clock: FakeClock) -> FakeClock:
     """The same as ``clock``."""
     return clock
+
+
+# Computed at import, before any fixture points HOME at a temporary directory.
+_PUBLISHED_ROOT = Path.home() / ".cache" / "menda-keyring-tests"
+
+
+@pytest.fixture(scope="session")
+def published_clients() -> PublishedClients:
+    """menda-cli 0.5.0 and menda-keyring 0.0.2, each in its own venv (built once).
+
+    Skips on Python < 3.11 (menda-cli needs it) and when uv or PyPI is unavailable.
+    """
+    from menda.testing.published import PublishedClientsUnavailable, build_published_clients
+
+    if sys.version_info < (3, 11):
+        pytest.skip("menda-cli 0.5.0 requires Python 3.11 or newer")
+    try:
+        return build_published_clients(_PUBLISHED_ROOT)
+    except PublishedClientsUnavailable as exc:
+        pytest.skip(str(exc))
