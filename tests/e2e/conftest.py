@@ -8,11 +8,14 @@ our backend) and the machine's own pip/uv configuration is out of the way.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,3 +168,138 @@ def e2e(
             uv=uv_binary,
             index_url=index_url,
         )
+
+
+# -- Installers that live in their own environment (Poetry, PDM) ---------------------------
+
+WORKSPACE = Path(__file__).resolve().parents[2]
+# What a user installs beside keyring, in dependency order, from the working tree.
+OUR_PACKAGES = ("menda-error", "menda-core-auth", "menda-cloud-client", "menda-keyring")
+# Computed at import, before any fixture points HOME at a temporary directory.
+TOOL_ENV_ROOT = Path.home() / ".cache" / "menda-keyring-tests"
+_SCRIPTS = "Scripts" if sys.platform == "win32" else "bin"
+# A tool environment nobody has used for this long is a leftover of older code.
+_STALE_AFTER = 24 * 3600
+
+
+class ToolUnavailable(RuntimeError):
+    """Raised when a tool's environment cannot be built (no uv, no PyPI)."""
+
+
+@dataclass(frozen=True)
+class ToolEnvironment:
+    """An installer in its own virtual environment, with keyring and our backend beside it."""
+
+    venv: Path
+
+    def script(self, name: str) -> Path:
+        return self.venv / _SCRIPTS / (f"{name}.exe" if sys.platform == "win32" else name)
+
+
+def _sources_digest() -> str:
+    """A digest of what our packages' wheels are built from, so a code change means a rebuild."""
+    digest = hashlib.sha256()
+    for package in OUR_PACKAGES:
+        root = WORKSPACE / "packages" / package
+        files = [root / "pyproject.toml", *sorted((root / "src").rglob("*"))]
+        for path in files:
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            digest.update(path.relative_to(WORKSPACE).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def build_tool_environment(
+    requirements: Sequence[str], root: Path = TOOL_ENV_ROOT
+) -> ToolEnvironment:
+    """A venv with the pinned ``requirements`` and the working tree's menda packages.
+
+    Named after the pins, the Python version and a digest of our sources: built
+    once, and again whenever the code under test changes. Our packages are built
+    as wheels (not editable), as users get them. Built under a temporary name and
+    renamed into place (``--relocatable``), so concurrent sessions never see half
+    of one; environments of older code are removed after a day unused.
+    """
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv:
+        raise ToolUnavailable("uv is not installed; it builds the tool environments")
+    pins = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:8]
+    python = f"py{sys.version_info.major}.{sys.version_info.minor}"
+    prefix = f"{requirements[0].replace('==', '-')}-{python}-{pins}"
+    final = root / f"{prefix}-{_sources_digest()}"
+    if (final / ".complete").exists():
+        (final / ".complete").touch()  # in use: not stale
+        return ToolEnvironment(final)
+    root.mkdir(parents=True, exist_ok=True)
+    building = root / f".building-{secrets.token_hex(4)}"
+    venv_python = ToolEnvironment(building).script("python")
+    local = [str(WORKSPACE / "packages" / package) for package in OUR_PACKAGES]
+    # Never a build of our packages that uv cached for older code.
+    refresh = [arg for package in OUR_PACKAGES for arg in ("--refresh-package", package)]
+    install = [uv, "pip", "install", "--quiet", "--python", str(venv_python), *refresh]
+    steps = [
+        [uv, "venv", "--quiet", "--python", sys.executable, "--relocatable", str(building)],
+        [*install, *requirements, *local],
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    try:
+        for argv in steps:
+            try:
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, env=env, timeout=600, check=False
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ToolUnavailable(f"could not build {requirements[0]}: {exc}") from exc
+            if result.returncode != 0:
+                raise ToolUnavailable(
+                    f"could not build {requirements[0]}: {result.stderr.strip()[-500:]}"
+                )
+        (building / ".complete").touch()
+        try:
+            building.rename(final)
+        except OSError:  # another session got there first
+            if not (final / ".complete").exists():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    for old in root.glob(f"{prefix}-*"):
+        marker = old / ".complete"
+        if old != final and marker.exists() and time.time() - marker.stat().st_mtime > _STALE_AFTER:
+            shutil.rmtree(old, ignore_errors=True)
+    return ToolEnvironment(final)
+
+
+def tool_env(e2e: E2E, **overrides: str | None) -> dict[str, str]:
+    """``e2e.env()`` without the machine's Poetry, PDM and XDG settings; wide rich output."""
+    outer = {name: None for name in os.environ if name.startswith(("POETRY_", "PDM_", "XDG_"))}
+    return e2e.env(**{**outer, "COLUMNS": "1000", **overrides})
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> str:
+    """What the user sees: stdout and stderr."""
+    return result.stdout + result.stderr
+
+
+def assert_no_secret(e2e: E2E, *texts: str) -> None:
+    """Neither the client secret nor any minted or cached token is in ``texts``."""
+    found = [CLIENT_SECRET, *(minted.token for minted in e2e.cloud.minted_registry_tokens)]
+    found += e2e.home.cached_secrets()
+    for secret in found:
+        for text in texts:
+            assert secret not in text
+
+
+def assert_no_outbound_attempt(e2e: E2E) -> None:
+    """The proxy refused nothing: no tool tried to reach a host outside the test world."""
+    refused = [f"{r.scheme}://{r.host}{r.path}" for r in e2e.repo.requests.records(status=502)]
+    assert refused == [], refused
+
+
+def our_failure_lines(result: subprocess.CompletedProcess[str], error_class: str) -> list[str]:
+    """Our ``menda-keyring: … [<error_class>]`` lines in the tool's output (all of it)."""
+    return [
+        line
+        for line in output_of(result).splitlines()
+        if line.startswith("menda-keyring: ") and line.endswith(f" [{error_class}]")
+    ]
