@@ -4,9 +4,15 @@
   and installed with their real dependencies from PyPI, as users get them, so the
   cost our dependencies add to keyring's plugin discovery is measured too.
 - ``baseline``: keyring plus the null plugin of ``_nullwheel``.
-- ``peer``: keyring plus ``keyrings.codeartifact`` from PyPI.
+- ``reference``: keyring plus the published reference backend, menda-keyring 0.0.2,
+  from PyPI. It needs Python >= 3.11 and ships a ``menda/__init__.py`` of its own,
+  so it only ever lives in an environment of its own.
 
-All three use the same interpreter and the same keyring version.
+All three use the same interpreter and the same keyring version, and compile
+bytecode at install, so no run pays for compiling and the ratios compare backends.
+(``menda.testing.published`` builds 0.0.2 for the fidelity tests in a relocatable
+environment without bytecode, whose ``keyring`` starts through ``/bin/sh``: right
+for those tests, not for timing.)
 """
 
 from __future__ import annotations
@@ -21,21 +27,26 @@ from pathlib import Path
 
 from benchmarks._nullwheel import build_null_backend_wheel
 
+from menda.testing.published import PUBLISHED_KEYRING
+
 __all__ = [
     "MENDA_DISTS",
-    "PEER_DIST",
+    "REFERENCE_DIST",
+    "REFERENCE_REQUIREMENT",
     "EnvError",
     "Venv",
     "build_baseline",
     "build_menda",
-    "build_peer",
+    "build_reference",
     "default_env_root",
+    "distribution_version",
     "find_uv",
     "uv_version",
 ]
 
 MENDA_DISTS = ("menda-error", "menda-core-auth", "menda-cloud-client", "menda-keyring")
-PEER_DIST = "keyrings.codeartifact"
+REFERENCE_DIST = "menda-keyring"
+REFERENCE_REQUIREMENT = PUBLISHED_KEYRING  # menda-keyring==0.0.2, pinned in one place
 
 
 class EnvError(RuntimeError):
@@ -167,14 +178,17 @@ def build_baseline(
     return venv
 
 
-def build_peer(
+def build_reference(
     uv: str, root: Path, python: str, keyring_version: str, *, reuse: bool = False
 ) -> Venv:
-    existing = _reusable(root, "peer", reuse)
+    """keyring and the reference backend; raises ``EnvError`` on Python < 3.11."""
+    if sys.version_info < (3, 11):
+        raise EnvError(f"{REFERENCE_REQUIREMENT} needs Python >= 3.11")
+    existing = _reusable(root, "reference", reuse)
     if existing is not None:
         return existing
-    venv = _fresh_venv(uv, root, "peer", python)
-    _install(uv, venv, [f"keyring=={keyring_version}", PEER_DIST], cwd=root)
+    venv = _fresh_venv(uv, root, "reference", python)
+    _install(uv, venv, [f"keyring=={keyring_version}", REFERENCE_REQUIREMENT], cwd=root)
     return venv
 
 

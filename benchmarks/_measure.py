@@ -1,4 +1,9 @@
-"""Running one child process (or a herd of them) and measuring its wall and CPU time."""
+"""Running one child process (or a herd of them) and measuring its wall and CPU time.
+
+On Linux a run also says how much CPU time everything else on the machine used
+meanwhile (``/proc/stat``): on a shared machine, a run during which another
+process was busy is not a fair sample.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,14 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
-__all__ = ["HerdResult", "RunResult", "run_herd", "run_once"]
+__all__ = ["HerdResult", "RunResult", "machine_busy_ns", "run_herd", "run_once"]
 
 _HAS_WAIT4 = hasattr(os, "wait4")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PROC_STAT = Path("/proc/stat")
 
 
 @dataclass(frozen=True)
@@ -27,12 +35,29 @@ class RunResult:
     stdout: bytes
     stderr: bytes
     timed_out: bool = False
+    # CPU time the rest of the machine (this process included) used during the run;
+    # None where the platform cannot say. Resolution: a clock tick, usually 10 ms.
+    others_cpu_ns: int | None = None
 
 
 @dataclass(frozen=True)
 class HerdResult:
     wall_ns: int
     results: list[RunResult]
+
+
+def machine_busy_ns() -> int | None:
+    """CPU time every CPU of the machine spent busy since boot (Linux), or None."""
+    try:
+        with _PROC_STAT.open(encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    # Steal is time the hypervisor gave to another machine: a disturbance all the same.
+    return (user + nice + system + irq + softirq + steal) * 1_000_000_000 // _CLOCK_TICKS
 
 
 def _children_cpu_ns() -> int | None:
@@ -95,13 +120,18 @@ class _Child:
 def run_once(argv: Sequence[str], env: Mapping[str, str], *, timeout: float = 120.0) -> RunResult:
     """Spawn ``argv`` and wait for it; the wall time covers spawn to exit."""
     before = None if _HAS_WAIT4 else _children_cpu_ns()
+    busy_before = machine_busy_ns()
     child = _Child(argv, env, timeout)
     code, cpu, ended = child.wait()
+    busy_after = machine_busy_ns()
     if cpu is None and before is not None:
         after = _children_cpu_ns()
         cpu = None if after is None else after - before
+    others = None
+    if busy_before is not None and busy_after is not None and cpu is not None:
+        others = max(0, busy_after - busy_before - cpu)
     stdout, stderr = child.output()
-    return RunResult(ended - child.started_ns, cpu, code, stdout, stderr, child.timed_out)
+    return RunResult(ended - child.started_ns, cpu, code, stdout, stderr, child.timed_out, others)
 
 
 def run_herd(

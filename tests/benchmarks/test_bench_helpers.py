@@ -1,4 +1,5 @@
-"""The cheap parts of benchmarks/: no environments are built and nothing is timed."""
+"""The parts of benchmarks/ below the cases: the null plugin, -X importtime, statistics,
+measuring a child. No environment is built and no timing is asserted."""
 
 from __future__ import annotations
 
@@ -10,33 +11,19 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # benchmarks/ is a script folder, not an installed package
-    sys.path.insert(0, str(REPO))
-
-from benchmarks._importtime import (  # noqa: E402
+from benchmarks._importtime import (
     ImportEntry,
     extra_modules,
+    forbidden_imported,
+    import_figure,
     parse_importtime,
     self_time_us,
     top_level,
 )
-from benchmarks._measure import run_herd, run_once  # noqa: E402
-from benchmarks._nullwheel import (  # noqa: E402
-    ENTRY_POINT_NAME,
-    MODULE_NAME,
-    build_null_backend_wheel,
-)
-from benchmarks._report import (  # noqa: E402
-    Stats,
-    format_table,
-    ratio,
-    summarize,
-    verdict,
-)
-
-from benchmarks import run  # noqa: E402
+from benchmarks._measure import machine_busy_ns, run_herd, run_once
+from benchmarks._nullwheel import ENTRY_POINT_NAME, MODULE_NAME, build_null_backend_wheel
+from benchmarks._report import format_table
+from benchmarks._stats import Stats, ratio, ratio_interval, summarize, verdict
 
 # -- the baseline plugin wheel -------------------------------------------------------------
 
@@ -128,6 +115,31 @@ def test_only_modules_keyring_did_not_import_count_against_us() -> None:
     assert top_level("urllib3.util.retry") == "urllib3"
 
 
+def test_http_and_locking_packages_are_flagged_on_the_warm_path() -> None:
+    modules = ["requests.adapters", "urllib3", "filelock._api", "menda.core_auth._cache", "json"]
+    assert forbidden_imported(modules) == ["filelock._api", "requests.adapters", "urllib3"]
+
+
+def test_import_figure_counts_only_modules_beyond_the_known_ones(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    figure = import_figure(
+        Path(sys.executable),
+        ["-c", "import colorsys"],
+        env,
+        known=set(),
+        runs=2,
+        target_ms=1000.0,
+    )
+    assert figure["status"] == "ok"
+    assert "colorsys" in figure["modules"]
+    assert figure["runs"] == 2
+    assert figure["self_ms_min"] <= figure["self_ms_median"] <= figure["self_ms_max"]
+    failed = import_figure(
+        Path(sys.executable), ["-c", "raise SystemExit(3)"], env, known=set(), runs=2, target_ms=1
+    )
+    assert failed == {"status": "failed", "reason": "exit 3", "target_ms": 1}
+
+
 # -- statistics, verdicts, table ------------------------------------------------------------
 
 
@@ -142,6 +154,18 @@ def test_ratio_is_median_over_reference_median() -> None:
     assert ratio(Stats(103.0, 100.0, 110.0, 20), reference) == pytest.approx(1.03)
     assert ratio(None, reference) is None
     assert ratio(reference, None) is None
+
+
+def test_ratio_interval_brackets_the_ratio_and_narrows_without_noise() -> None:
+    reference = [100, 104, 98, 101, 99, 103, 97, 102]
+    noisy = [105, 112, 99, 108, 101, 110, 98, 107]
+    low, high = ratio_interval(noisy, reference) or (0.0, 0.0)
+    point = summarize(noisy), summarize(reference)
+    assert low <= (ratio(*point) or 0) <= high
+    assert low < high
+    assert ratio_interval([100] * 5, [50] * 5) == (2.0, 2.0)
+    assert ratio_interval([1, 2], [1, 2, 3]) is None
+    assert ratio_interval(noisy, reference) == ratio_interval(noisy, reference)  # seeded
 
 
 @pytest.mark.parametrize(
@@ -174,69 +198,6 @@ def test_table_aligns_columns_and_rejects_ragged_rows() -> None:
         format_table(["a", "b"], [["only one"]])
 
 
-def _case(key: str, walls: list[int], cpus: list[int], target: float | None = None) -> run.Case:
-    case = run.Case(key, key, "menda", ["/venv/bin/keyring", "get", "x", "y"], {}, target=target)
-    case.wall_ns.extend(walls)
-    case.cpu_ns.extend(cpus)
-    return case
-
-
-def test_case_report_gives_ratios_against_the_baseline_and_the_table_shows_them() -> None:
-    baseline = _case("baseline", [100_000_000] * 3, [90_000_000] * 3)
-    ours = _case("menda_other", [101_000_000] * 3, [95_000_000] * 3, target=1.02)
-    ours.requests["0+0"] += 3
-    report = run.case_report(ours, baseline)
-    assert report["ratio_wall"] == pytest.approx(1.01)
-    assert report["ratio_cpu"] == pytest.approx(95 / 90, abs=1e-4)
-    assert report["verdict"] == "over (cpu)"
-    assert report["argv"] == ["keyring", "get", "x", "y"]
-    text = run.table([run.case_report(baseline, baseline), report])
-    assert "1.010" in text
-    assert "over (cpu)" in text
-    assert "0+0 x3" in text
-
-
-def test_an_unavailable_case_is_reported_not_measured() -> None:
-    baseline = _case("baseline", [100_000_000], [90_000_000])
-    peer = run.Case("peer_other", "peer", "peer", [], {}, status="unavailable", reason="no PyPI")
-    report = run.case_report(peer, baseline)
-    assert (report["verdict"], report["reason"], report["wall"]) == ("unavailable", "no PyPI", None)
-    assert "unavailable" in run.table([report])
-
-
-# -- cache states and run checks -------------------------------------------------------------
-
-
-def test_access_only_state_deletes_registry_tokens_and_keeps_the_access_token(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "menda-bench.token").write_text("{}")
-    (tmp_path / "registry-0123abcd.token").write_text("{}")
-    (tmp_path / "registry-0123abcd.token.lock").write_text("")
-    case = run.Case("a", "a", "menda", [], {}, cache_mode="access", cache_dir=tmp_path)
-    run.prepare(case)
-    assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "menda-bench.token",
-        "registry-0123abcd.token.lock",
-    ]
-    case.cache_mode = "cold"
-    run.prepare(case)
-    assert not tmp_path.exists()
-
-
-def test_codeartifact_run_without_a_password_is_a_failure_not_a_timing() -> None:
-    case = run.Case("c", "c", "menda", [], {}, expects_token=True)
-    ok = run_once([sys.executable, "-c", "print('t0ken')"], {"PATH": "/usr/bin:/bin"})
-    empty = run_once([sys.executable, "-c", "pass"], {"PATH": "/usr/bin:/bin"})
-    failed = run_once(
-        [sys.executable, "-c", "import sys; sys.stderr.write('no login\\n'); sys.exit(1)"],
-        {"PATH": "/usr/bin:/bin"},
-    )
-    assert run.check(case, ok) is None
-    assert "empty stdout" in (run.check(case, empty) or "")
-    assert run.check(case, failed) == "exit 1; stderr: no login"
-
-
 # -- measuring children ------------------------------------------------------------------------
 
 
@@ -252,6 +213,18 @@ def test_run_once_reports_exit_status_output_and_child_cpu_time() -> None:
     assert result.cpu_ns > 0
     assert result.wall_ns > 0
     assert not result.timed_out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/stat is Linux's")
+def test_run_once_says_how_much_cpu_the_rest_of_the_machine_used_meanwhile() -> None:
+    before = machine_busy_ns()
+    result = run_once([sys.executable, "-c", "pass"], {"PATH": "/usr/bin:/bin"})
+    after = machine_busy_ns()
+    assert before is not None
+    assert after is not None
+    assert after >= before
+    assert result.others_cpu_ns is not None
+    assert result.others_cpu_ns >= 0
 
 
 def test_run_once_kills_a_child_past_its_timeout() -> None:
