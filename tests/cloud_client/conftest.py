@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from menda.core_auth import Identity, TokenCache, resolve_identity
+from menda.testing import UserLogin
 from menda.testing.emulator import MendaCloudEmulator
 from menda.testing.pytest_plugin import MendaHome
 
@@ -32,5 +35,28 @@ def u2m(menda_home: MendaHome, menda_cloud: MendaCloudEmulator) -> Identity:
 
 
 @pytest.fixture
+def alice(u2m: Identity, menda_home: MendaHome, menda_cloud: MendaCloudEmulator) -> UserLogin:
+    """User 'alice', logged in for profile 'default' as ``menda auth login`` leaves it."""
+    login = menda_cloud.add_user("alice")
+    menda_home.write_cached_login("default", login, now=menda_cloud.now())
+    return login
+
+
+@pytest.fixture
 def cache(menda_home: MendaHome) -> TokenCache:
     return TokenCache(menda_home.cache_dir)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the client's back-off waits instead of sleeping them."""
+    recorded: list[float] = []
+    monkeypatch.setattr("menda.cloud_client._http._sleep", recorded.append)
+    return recorded
+
+
+@pytest.fixture
+def expired_alice(alice: UserLogin, menda_home: MendaHome) -> UserLogin:
+    """Alice's login for 'default' as the CLI left it two hours ago, valid for one hour."""
+    menda_home.write_cached_login("default", alice, expires_in=3600, cached_at=time.time() - 7200)
+    return alice

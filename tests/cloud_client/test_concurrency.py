@@ -1,4 +1,4 @@
-"""Processes that start together with a cold cache make one request per cache entry."""
+"""Processes that start together with a cold cache (or an expired login) make one request."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from menda.core_auth import CliTokenFile
+from menda.testing import CLI_TOKEN_KEYS, UserLogin
 from menda.testing.emulator import MendaCloudEmulator
 from menda.testing.pytest_plugin import MendaHome
 
@@ -32,7 +34,9 @@ _REGISTRY = (
 )
 
 
-def _run_together(code: str, env: dict[str, str], go: Path) -> list[str]:
+def _run_together(
+    code: str, env: dict[str, str], go: Path, processes: int = PROCESSES
+) -> list[str]:
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", code, str(go)],
@@ -41,7 +45,7 @@ def _run_together(code: str, env: dict[str, str], go: Path) -> list[str]:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(PROCESSES)
+        for _ in range(processes)
     ]
     time.sleep(0.3)  # let the interpreters start; correctness does not depend on it
     go.touch()
@@ -83,3 +87,68 @@ def test_eight_processes_cold_on_one_registry_make_one_token_and_one_registry_re
     assert len(set(tokens)) == 1
     assert menda_cloud.count("token") == 1
     assert menda_cloud.count("registry") == 1
+
+
+HERD = 16
+
+
+@pytest.fixture
+def expired_login_env(
+    menda_home: MendaHome, menda_cloud: MendaCloudEmulator
+) -> tuple[dict[str, str], UserLogin]:
+    """A u2m profile whose login in the CLI's file expired an hour ago (refresh token kept)."""
+    login = menda_home.add_u2m_profile(menda_cloud)
+    menda_home.write_cached_login("default", login, expires_in=3600, cached_at=time.time() - 7200)
+    # Another user's login in the same file, which every write must keep.
+    menda_home.write_cached_login("other", access_token="other-access", cached_at=1764540000.5)
+    return menda_home.env(), login
+
+
+def _assert_one_valid_refreshed_login(home: MendaHome, tokens: list[str], old: UserLogin) -> None:
+    sections = home.read_cli_tokens()
+    assert list(sections) == ["default", "other"]
+    assert sections["other"]["access_token"] == "other-access"
+    written = sections["default"]
+    assert list(written) == list(CLI_TOKEN_KEYS)
+    assert set(tokens) == {written["id_token"]}
+    assert written["id_token"] != old.id_token
+    assert written["refresh_token"] not in ("", old.refresh_token)
+    login = CliTokenFile(home.token_file).load("default")
+    assert login is not None
+    assert login.is_valid()
+
+
+def test_sixteen_processes_with_an_expired_login_make_one_refresh(
+    expired_login_env: tuple[dict[str, str], UserLogin],
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    tmp_path: Path,
+) -> None:
+    env, old = expired_login_env
+    tokens = _run_together(_ACCESS, env, tmp_path / "go", processes=HERD)
+
+    # Refresh tokens rotate: a second refresh with the old one would have been refused.
+    assert menda_cloud.count("token", grant_type="refresh_token") == 1
+    assert menda_cloud.count("token") == 1
+    assert menda_cloud.count("discovery") == 1
+    _assert_one_valid_refreshed_login(menda_home, tokens, old)
+
+
+def test_sixteen_processes_with_an_expired_login_and_a_cold_registry_make_one_of_each(
+    expired_login_env: tuple[dict[str, str], UserLogin],
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    tmp_path: Path,
+) -> None:
+    env, old = expired_login_env
+    tokens = _run_together(_REGISTRY, env, tmp_path / "go", processes=HERD)
+
+    assert len(set(tokens)) == 1
+    assert [(r.endpoint, r.status) for r in menda_cloud.requests] == [
+        ("discovery", 200),
+        ("token", 200),
+        ("registry", 200),
+    ]
+    assert menda_cloud.requests[-1].token_kind == "id_token"
+    sections = menda_home.read_cli_tokens()
+    _assert_one_valid_refreshed_login(menda_home, [sections["default"]["id_token"]], old)

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+from datetime import timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from menda.cloud_client import MendaCloudClient, RegistryRequest
+from menda.cloud_client import MendaCloudClient, RegistryRequest, WhoAmI
 from menda.core_auth import Identity, TokenCache
-from menda.error import MendaCloudAPIError
-from menda.testing._faults import Malformed, NonJSON, Status
+from menda.error import MendaCloudAPIError, NoCachedLoginError
+from menda.testing import (
+    CLI_TOKEN_KEYS,
+    Malformed,
+    NonJSON,
+    Status,
+    UserLogin,
+    read_cli_token_file,
+)
 from menda.testing.emulator import MendaCloudEmulator
+from menda.testing.pytest_plugin import MendaHome
 
 REGISTRY = RegistryRequest("menda-private", "058264169513", "eu-west-1")
 STATUSES = st.sampled_from([200, 400, 401, 403, 404, 409, 429, 500, 502, 503])
@@ -35,8 +47,43 @@ _near_token = st.fixed_dictionaries(
         "error_description": _field_values,
     },
 )
+_lifetimes = (
+    _field_values
+    | st.integers(min_value=-(10**12), max_value=10**12)
+    | st.datetimes(timezones=st.just(timezone.utc)).map(lambda d: d.isoformat())
+)
+_header = st.fixed_dictionaries(
+    {}, optional={"ver": _scalars, "isu": _lifetimes, "enc": _scalars, "exp": _lifetimes}
+)
+_jwe_like = st.tuples(_header | _json, st.lists(st.text(max_size=8), max_size=5)).map(
+    lambda parts: ".".join([_b64(json.dumps(parts[0]).encode()), *parts[1]])
+)
 _near_registry = st.fixed_dictionaries(
-    {}, optional={"token": _field_values, "expires_at": _field_values, "error": _field_values}
+    {},
+    optional={
+        "token": _field_values | _jwe_like,
+        "expires_at": _lifetimes,
+        "expiration": _lifetimes,
+        "expires_in": _lifetimes,
+        "detail": _field_values,
+        "message": _field_values,
+        "error": _field_values,
+    },
+)
+_near_refresh = st.fixed_dictionaries(
+    {},
+    optional={
+        "id_token": _field_values,
+        "access_token": _field_values,
+        "refresh_token": _field_values,
+        "expires_in": _field_values,
+        "token_type": _field_values,
+        "detail": _field_values,
+    },
+)
+_near_whoami = st.fixed_dictionaries(
+    {},
+    optional={name: _field_values for name in WhoAmI._fields},
 )
 
 _SETTINGS = settings(
@@ -46,17 +93,22 @@ _SETTINGS = settings(
 )
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
 def _fresh_client(m2m: Identity, cache: TokenCache) -> MendaCloudClient:
     cache.delete(m2m.cache_key)
     return MendaCloudClient(m2m, cache=cache, max_attempts=1, backoff=0.0)
 
 
-def _outcome(call: Any) -> None:
+def _outcome(call: Any) -> Any:
     try:
-        call()
+        return call()
     except MendaCloudAPIError as exc:
         assert str(exc)
         assert exc.status_code is None or 100 <= exc.status_code <= 599
+        return None
 
 
 @_SETTINGS
@@ -78,10 +130,59 @@ def test_any_json_from_the_registry_endpoint_is_a_token_or_a_menda_cloud_api_err
     menda_cloud.clear_faults()
     menda_cloud.inject("registry", Malformed(body, status=status))
     with MendaCloudClient(m2m, cache=cache, max_attempts=1, backoff=0.0) as client:
-        _outcome(lambda: client.registry_token(REGISTRY))
-    # Keep the next example cold for the registry token, warm for the access token.
-    for path in cache.directory.glob("registry-*.token"):
-        path.unlink()
+        credential = _outcome(lambda: client.registry_token(REGISTRY))
+    if credential is not None:
+        assert credential.token
+        assert credential.expires_at is None or credential.expires_at.tzinfo is not None
+    # Keep the next example cold for the registry token (and without the remembered
+    # failure), warm for the access token.
+    for pattern in ("registry-*.json", "failed-*.json"):
+        for path in cache.entries_dir.glob(pattern):
+            path.unlink()
+
+
+@_SETTINGS
+@given(status=STATUSES, body=_json | _near_refresh)
+def test_any_answer_to_a_refresh_is_a_login_or_an_error_and_never_a_broken_file(
+    u2m: Identity,
+    alice: UserLogin,
+    menda_cloud: MendaCloudEmulator,
+    menda_home: MendaHome,
+    cache: TokenCache,
+    *,
+    status: int,
+    body: Any,
+) -> None:
+    login = menda_cloud.login(alice.name)
+    menda_home.write_cached_login("default", login, expires_in=3600, cached_at=time.time() - 7200)
+    menda_cloud.clear_faults()
+    menda_cloud.inject("token", Malformed(body, status=status))
+    with MendaCloudClient(u2m, cache=cache, max_attempts=1, backoff=0.0) as client:
+        try:
+            token = _outcome(client.access_token)
+        except NoCachedLoginError as exc:
+            assert status in (400, 401, 403)
+            assert "refused to refresh" in str(exc)
+            token = None
+
+    # Whatever came back, the CLI's file still parses, with the CLI's six keys.
+    written = read_cli_token_file(menda_home.token_file)["default"]
+    assert list(written) == list(CLI_TOKEN_KEYS)
+    if token is not None:
+        assert token in (written["id_token"], written["access_token"])
+
+
+@_SETTINGS
+@given(status=STATUSES, body=_json | _near_whoami)
+def test_any_answer_to_whoami_is_a_whoami_or_a_menda_cloud_api_error(
+    m2m: Identity, menda_cloud: MendaCloudEmulator, cache: TokenCache, status: int, body: Any
+) -> None:
+    menda_cloud.clear_faults()
+    menda_cloud.inject("whoami", Malformed(body, status=status))
+    with MendaCloudClient(m2m, cache=cache, max_attempts=1, backoff=0.0) as client:
+        me = _outcome(client.whoami)
+    if me is not None:
+        assert all(value is None or isinstance(value, str) for value in me)
 
 
 @_SETTINGS

@@ -10,19 +10,15 @@ from typing import Any
 
 import pytest
 
-from menda.core_auth import (
-    REGISTRY_TOKEN_MAX_AHEAD,
-    TokenCache,
-    registry_cache_key,
-    resolve_identity,
-)
-from menda.core_auth._cache import parse_time
+from menda.core_auth import TokenCache, parse_time, resolve_identity
 from menda.keyring.backend import MendaCodeArtifactKeyring
 from menda.testing.emulator import MendaCloudEmulator
 from menda.testing.files import write_cache_entry
 from menda.testing.pytest_plugin import MendaHome
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
+# CodeArtifact grants at most 12 h; entries further ahead (with a little skew) are suspect.
+REGISTRY_TOKEN_MAX_AHEAD = timedelta(hours=12, minutes=5)
 INDEX = f"https://{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com/pypi/menda-plugins/simple/"
 
 
@@ -39,8 +35,7 @@ def _local_clock(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
 
 def _registry_path(home: MendaHome) -> Path:
     identity = resolve_identity()
-    key = registry_cache_key(identity.cache_key, identity.host, DOMAIN, OWNER, REGION)
-    return TokenCache(home.cache_dir).path_for(key)
+    return TokenCache(home.cache_dir).path_for(identity.registry_key(DOMAIN, OWNER, REGION))
 
 
 def test_registry_token_already_past_by_the_local_clock_is_returned_but_not_cached(
@@ -70,27 +65,26 @@ def test_registry_token_already_past_by_the_local_clock_is_returned_but_not_cach
 def _seed_far_future(home: MendaHome, cloud: MendaCloudEmulator, client_id: str) -> Path:
     now = datetime.now(timezone.utc)
     common = {"host": cloud.url}
+    identity = resolve_identity()
     write_cache_entry(
         home.cache_dir,
-        client_id,
+        identity.cache_key,
         {
             **common,
             "access_token": "mat_from_the_far_future",
             "token_type": "Bearer",
             "expires_at": _rfc3339(now + timedelta(days=10)),
-            "auth_type": "m2m",
             "client_id": client_id,
         },
     )
-    key = registry_cache_key(client_id, cloud.url, DOMAIN, OWNER, REGION)
     return write_cache_entry(
         home.cache_dir,
-        key,
+        identity.registry_key(DOMAIN, OWNER, REGION),
         {
             **common,
             "token": "caat_from_the_far_future",
             "expires_at": _rfc3339(now + timedelta(days=30)),
-            "identity": client_id,
+            "identity": identity.cache_key,
             "domain": DOMAIN,
             "domain_owner": OWNER,
             "region": REGION,

@@ -4,7 +4,10 @@ Cases (17): dropped mid-body (3), read timeout (1), TLS verification failure (1)
 5xx storms (2), Retry-After in seconds and as an HTTP-date (2), read-only cache
 directory (2: by mode when not root, a read-only tmpfs when root), full disk while
 writing (3: ENOSPC injected into write and into fsync, a really full tmpfs), a
-`keyring` killed while holding the lock (1), loose file modes 0640/0644/0666 (3).
+`keyring` killed while holding the lock (1), a loose entry mode (1).
+
+The backend writes its one line per failure straight to stderr (spec: "Who prints
+it"), so in-process tests read it with ``capsys``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from typing import Any
 import pytest
 
 from menda.cloud_client import MendaCloudClient, RegistryRequest
-from menda.core_auth import Identity, TokenCache, registry_cache_key, resolve_identity, utcnow
+from menda.core_auth import Identity, TokenCache, resolve_identity, utcnow
 from menda.keyring.backend import MendaCodeArtifactKeyring
-from menda.testing._faults import Delay, Drop, Status, Truncate
+from menda.testing import Delay, Drop, Status, Truncate
 from menda.testing.emulator import MendaCloudEmulator
 from menda.testing.pytest_plugin import MendaHome
 
@@ -66,8 +69,13 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def lines_of(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """What the backend printed on stderr since the last call."""
+    return capsys.readouterr().err.splitlines()
+
+
 def registry_key(identity: Identity) -> str:
-    return registry_cache_key(identity.cache_key, identity.host, DOMAIN, OWNER, REGION)
+    return identity.registry_key(DOMAIN, OWNER, REGION)
 
 
 # ----------------------------------------------------------------------- broken connections
@@ -97,12 +105,11 @@ def test_connection_dropped_every_time_is_one_line_naming_the_host(
     m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     waits: list[float],
-    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     menda_cloud.inject("registry", Truncate(), times=3)
-    with caplog.at_level(logging.WARNING, logger="menda"):
-        assert kr.get_password(INDEX, "aws") is None
-    (line,) = warnings_of(caplog)
+    assert kr.get_password(INDEX, "aws") is None
+    (line,) = lines_of(capsys)
     assert menda_cloud.url in line
     assert "MENDA_HOST" in line
     assert "3 attempts" in line
@@ -233,7 +240,8 @@ def _fetch_twice_without_a_cache(
         second = kr.get_password(INDEX, "aws")
     assert valid(cloud, first)
     assert valid(cloud, second)
-    # Nothing cached: each call asked again, and nobody was bothered with a warning.
+    # Nothing cached: each call asked again, and nobody was bothered with a warning
+    # (a directory we cannot write is not one others can: nothing to fix).
     assert cloud.count("registry") == 2
     assert warnings_of(caplog) == []
 
@@ -300,7 +308,7 @@ def _old_registry_entry(cache: TokenCache, identity: Identity) -> tuple[Path, by
 def _assert_old_entry_intact(cache: TokenCache, path: Path, before: bytes) -> None:
     assert path.read_bytes() == before
     assert json.loads(before)["token"] == "caat_old-but-intact"
-    leftovers = [p.name for p in cache.directory.iterdir() if p.name.endswith(".tmp")]
+    leftovers = [p.name for p in cache.entries_dir.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
 
 
@@ -424,7 +432,7 @@ def test_keyring_killed_while_holding_the_lock_does_not_stall_the_next_one(
     identity = resolve_identity()
     cache = TokenCache(menda_home.cache_dir)
     locks = [
-        cache.directory / (cache.path_for(key).name + ".lock")
+        cache.path_for(key).with_suffix(".lock")
         for key in (identity.cache_key, registry_key(identity))
     ]
     # Only the first token request hangs; the next process is answered at once.
@@ -467,24 +475,32 @@ def test_keyring_killed_while_holding_the_lock_does_not_stall_the_next_one(
 
 
 @posix_only
-@pytest.mark.parametrize("mode", [0o640, 0o644, 0o666], ids=oct)
-def test_loose_cache_entry_is_tightened_to_0600_by_the_next_keyring_run(
+def test_loose_cache_entry_is_never_chmod_ed_and_is_replaced_by_a_0600_file_on_write(
     m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     menda_home: MendaHome,
     keyring_cli: Any,
-    mode: int,
 ) -> None:
+    mode = 0o666
     first = keyring_cli("get", INDEX, "aws", env=m2m_env)
     assert first.returncode == 0, first.stderr
-    entries = sorted(menda_home.cache_dir.glob("*.token"))
+    entries = sorted(menda_home.own_cache_dir.glob("*.json"))
     assert len(entries) == 2
     for path in entries:
         path.chmod(mode)
+    registry_entry = next(p for p in entries if p.name.startswith("registry-"))
     second = keyring_cli("get", INDEX, "aws", env=m2m_env)
     assert second.stdout == first.stdout
-    # The registry entry was read (a cache hit) and taken back to owner-only.
-    registry_entry = next(p for p in entries if p.name.startswith("registry-"))
+    assert menda_cloud.count("registry") == 1  # a cache hit
+    # Read, never chmod-ed (a chmod through a planted link would change another file);
+    # the directory around it is 0700, so nobody else could read it anyway.
+    assert stat.S_IMODE(registry_entry.stat().st_mode) == mode
+    assert stat.S_IMODE(menda_home.own_cache_dir.stat().st_mode) == 0o700
+    # Once the entry is too close to expiry, the refetch replaces it with a new 0600 file.
+    entry = json.loads(registry_entry.read_bytes())
+    entry["expires_at"] = (utcnow() + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    registry_entry.write_text(json.dumps(entry))
+    third = keyring_cli("get", INDEX, "aws", env=m2m_env)
+    assert third.returncode == 0, third.stderr
+    assert menda_cloud.count("registry") == 2
     assert stat.S_IMODE(registry_entry.stat().st_mode) == 0o600
-    assert stat.S_IMODE(menda_home.cache_dir.stat().st_mode) == 0o700
-    assert menda_cloud.count("registry") == 1

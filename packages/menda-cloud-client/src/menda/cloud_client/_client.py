@@ -8,76 +8,44 @@ CLI's token file, refreshed through the tenant's public client when expired.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from menda.cloud_client._models import RegistryCredential, RegistryRequest
-from menda.cloud_client._parse import (
-    login_from_body,
-    m2m_token_from_body,
-    malformed,
-    registry_expiry,
-    text_field,
-    token_field,
+from menda.cloud_client._deadline import DEFAULT_DEADLINE, Deadline
+from menda.cloud_client._hints import (
+    CLIENT_HINTS,
+    PLAIN_HINTS,
+    REGISTRY_HINTS,
+    REGISTRY_PATH,
+    TOKEN_PATH,
+    WHOAMI_PATH,
 )
-from menda.core_auth import (
-    ENV_CLIENT_ID,
-    ENV_CLIENT_SECRET,
-    ENV_HOST,
-    ENV_TIMEOUT,
-    AccessToken,
-    Login,
-    RegistryToken,
-    TokenCache,
-    utcnow,
-)
+from menda.cloud_client._models import RegistryCredential
+from menda.cloud_client._user import UserLogins
+from menda.core_auth import ENV_TIMEOUT, RegistryToken, TokenCache, utcnow
 from menda.error import MendaCloudAPIError, NoCachedLoginError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
     from types import TracebackType
 
     from menda.cloud_client._http import Transport
-    from menda.core_auth import Identity
+    from menda.cloud_client._models import RegistryRequest
+    from menda.core_auth import AccessToken, Identity
 
-__all__ = [
-    "DISCOVERY_PATH",
-    "REGISTRY_PATH",
-    "TOKEN_PATH",
-    "WHOAMI_PATH",
-    "MendaCloudClient",
-    "WhoAmI",
-]
+__all__ = ["MendaCloudClient", "WhoAmI", "deadline_from_env"]
 
 log = logging.getLogger(__name__)
 
-API = "/api/v1"
-TOKEN_PATH = API + "/auth/oauth2/token"
-REGISTRY_PATH = API + "/auth/registry/token"
-DISCOVERY_PATH = API + "/auth/discovery"
-WHOAMI_PATH = API + "/auth/whoami"
-
-_NOT_FOUND = (
-    f"Check the host setting ({ENV_HOST} or the profile's host): it must be menda cloud's "
-    "API base URL"
-)
-_CLIENT_HINTS = {
-    400: f"Check the client id and secret ({ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}, or the "
-    "profile's client_id / client_secret)",
-    401: f"Check the client id and secret ({ENV_CLIENT_ID} / {ENV_CLIENT_SECRET}, or the "
-    "profile's client_id / client_secret)",
-    404: _NOT_FOUND,
-}
-_REGISTRY_HINTS = {
-    401: "menda cloud rejected a fresh token too: run 'menda auth login', or check the M2M client",
-    403: "Your Menda identity may not use the CodeArtifact registry: ask your Menda "
-    "administrator for access",
-    404: _NOT_FOUND,
-}
-_PLAIN_HINTS = {404: _NOT_FOUND}
+# Without a call deadline (a lock taken outside any call), a lock wait is bounded by this.
+_LOCK_WAIT = 30.0
 
 
-DEFAULT_DEADLINE = 30.0
+class _WaitedLock(Protocol):
+    """What a cache lock tells once entered: whether another process held it all along."""
+
+    timed_out: bool
 
 
 def deadline_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -102,7 +70,7 @@ class WhoAmI(NamedTuple):
     identity_type: str | None
 
 
-class MendaCloudClient:
+class MendaCloudClient(UserLogins):
     """Obtains menda tokens and CodeArtifact registry tokens for one identity.
 
     Tokens come from the token cache when valid; otherwise from menda cloud,
@@ -136,6 +104,9 @@ class MendaCloudClient:
         self._backoff = backoff
         self._user_agent_extra = user_agent_extra
         self._transport_instance: Transport | None = None
+        # The deadline of the call under way (one keyring lookup): every request, body
+        # read and lock wait of it counts against the same clock.
+        self._call: Deadline | None = None
 
     @property
     def _transport(self) -> Transport:
@@ -160,6 +131,40 @@ class MendaCloudClient:
             f"auth_type={self.identity.auth_type!r}, cache_key={self.identity.cache_key!r})"
         )
 
+    @contextlib.contextmanager
+    def _one_call(self) -> Iterator[Deadline]:
+        """The deadline of the outermost public call; nested calls share it."""
+        if self._call is not None:
+            yield self._call
+            return
+        self._call = Deadline(self._deadline)
+        try:
+            yield self._call
+        finally:
+            self._call = None
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._transport.request(method, path, deadline=self._call, **kwargs)
+
+    def _sent(self) -> int:
+        transport = self._transport_instance
+        return 0 if transport is None else transport.sent
+
+    def _lock_wait(self) -> float:
+        return _LOCK_WAIT if self._call is None else self._call.remaining()
+
+    def _after_lock_wait(self, lock: _WaitedLock, what: str) -> None:
+        """Raise when the wait for another process's lock used up the whole deadline."""
+        call = self._call
+        if not lock.timed_out or call is None or call.remaining() > 0.05:
+            return
+        host = self.identity.host
+        raise MendaCloudAPIError(
+            f"Gave up after the {call.seconds:g} s deadline ({ENV_TIMEOUT} sets it): another "
+            f"process was asking {host} for the {what} all that time and got no answer. Check "
+            f"that menda cloud answers at {host}, or raise {ENV_TIMEOUT}."
+        )
+
     def close(self) -> None:
         """Close the HTTP session, if one was opened."""
         if self._transport_instance is not None:
@@ -181,7 +186,8 @@ class MendaCloudClient:
     def access_token(self) -> str:
         """The token to present for the identity: an M2M access token, or the user's
         id token (else access token), from the cache or menda cloud."""
-        return self._bearer()
+        with self._one_call():
+            return self._bearer()
 
     def _bearer(self, rejected: str | None = None) -> str:
         """A valid token other than ``rejected`` (one menda cloud just refused)."""
@@ -204,13 +210,15 @@ class MendaCloudClient:
             log.debug("access token cache hit for %r", key)
             return token
         log.debug("access token cache miss for %r", key)
-        with self.cache.lock(key) as held:
+        lock = self.cache.lock(key, timeout=self._lock_wait())
+        with lock as held:
             if not held:
                 log.debug("went on without the lock on access token %r", key)
             token = self._load_m2m()
             if token is not None and token.access_token != rejected and token.is_valid():
                 log.debug("access token for %r written by another process", key)
                 return token
+            self._after_lock_wait(lock, "access token")
             token = self.client_credentials()
             if not self.cache.store_access_token(key, token):
                 log.debug("could not cache the access token for %r", key)
@@ -220,116 +228,34 @@ class MendaCloudClient:
         """A new access token for the M2M identity from the token endpoint (not cached)."""
         identity = self.identity
         client_id = identity.client_id or ""
-        body = self._transport.request(
-            "POST",
-            TOKEN_PATH,
-            params={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": identity.client_secret or "",
-            },
-            hints=_CLIENT_HINTS,
-        )
-        what = f"POST {TOKEN_PATH} at {identity.host}"
-        return m2m_token_from_body(body, what, host=identity.host, client_id=client_id)
-
-    # -- U2M -----------------------------------------------------------------
-
-    def _no_login(self, reason: str) -> NoCachedLoginError:
-        name = self.identity.profile or self.identity.cache_key
-        return NoCachedLoginError(
-            f"No valid cached token for profile '{name}' (host {self.identity.host}): "
-            f"{reason}. Run 'menda auth login', or switch to M2M."
-        )
-
-    def _usable_login(self, login: Login | None, rejected: str | None) -> bool:
-        return login is not None and login.bearer != rejected and login.is_valid()
-
-    def _user_login(self, rejected: str | None) -> Login:
-        logins = self.cache.logins
-        profile = self.identity.profile or ""
-        login = logins.load(profile)
-        if self._usable_login(login, rejected):
-            assert login is not None  # noqa: S101 - narrowed by _usable_login
-            log.debug("login for profile %r from %s", profile, logins.path)
-            return login
-        self._check_refreshable(login)
-        # Read again, refresh and write under the file's lock: a herd of processes with
-        # an expired login makes one refresh (a rotated refresh token used twice may
-        # revoke the whole login).
-        with logins.lock() as held:
-            if not held:
-                log.debug("went on without the lock on %s", logins.path)
-            login = logins.load(profile)
-            if self._usable_login(login, rejected):
-                assert login is not None  # noqa: S101 - narrowed by _usable_login
-                log.debug("login for profile %r refreshed by another process", profile)
-                return login
-            self._check_refreshable(login)
-            assert login is not None  # noqa: S101 - _check_refreshable raises for None
-            fresh = self.refresh(login)
-            if logins.store(profile, fresh):
-                log.debug("refreshed login for profile %r written to %s", profile, logins.path)
-            else:
-                log.debug("could not write the refreshed login to %s", logins.path)
-            return fresh
-
-    def _check_refreshable(self, login: Login | None) -> None:
-        path = self.cache.logins.path
-        if login is None:
-            raise self._no_login(f"no login in {path}")
-        if login.refresh_token:
-            return
-        if login.is_from_the_future():
-            raise self._no_login(
-                f"the login in {path} was saved more than a day in the future (is the "
-                "system clock right?) and holds no refresh token"
-            )
-        raise self._no_login(f"the login in {path} has expired and holds no refresh token")
-
-    def discover(self) -> str:
-        """The tenant's public login client id, from the discovery endpoint."""
-        from urllib.parse import urlsplit
-
-        hostname = urlsplit(self.identity.host).hostname or ""
-        what = f"GET {DISCOVERY_PATH} at {self.identity.host}"
-        body = self._transport.request(
-            "GET", DISCOVERY_PATH, params={"hostname": hostname}, hints=_PLAIN_HINTS
-        )
-        return text_field(body, "app_client_id", what)
-
-    def refresh(self, login: Login) -> Login:
-        """A new login from ``login``'s refresh token (not written anywhere).
-
-        Raises ``NoCachedLoginError`` when menda cloud refuses the refresh token.
-        """
-        client_id = self.discover()
-        try:
-            body = self._transport.request(
+        with self._one_call():
+            body = self._request(
                 "POST",
                 TOKEN_PATH,
                 params={
-                    "grant_type": "refresh_token",
+                    "grant_type": "client_credentials",
                     "client_id": client_id,
-                    "refresh_token": login.refresh_token,
+                    "client_secret": identity.client_secret or "",
                 },
-                secrets=(login.access_token, login.id_token),
-                hints=_PLAIN_HINTS,
+                hints=CLIENT_HINTS,
             )
-        except MendaCloudAPIError as exc:
-            if exc.status_code in (400, 401, 403):
-                raise self._no_login(
-                    f"the login has expired and menda cloud refused to refresh it "
-                    f"(HTTP {exc.status_code})"
-                ) from None
-            raise
-        what = f"POST {TOKEN_PATH} at {self.identity.host}"
-        return login_from_body(body, what, previous_refresh_token=login.refresh_token)
+        from menda.cloud_client._parse import m2m_token_from_body
+
+        what = f"POST {TOKEN_PATH} at {identity.host}"
+        return m2m_token_from_body(body, what, host=identity.host, client_id=client_id)
 
     # -- registry tokens -----------------------------------------------------
 
     def registry_token(self, registry: RegistryRequest) -> RegistryCredential:
-        """A CodeArtifact token for ``registry``, from the cache or menda cloud."""
+        """A CodeArtifact token for ``registry``, from the cache or menda cloud.
+
+        A failure (menda cloud said no, or could not be reached after retries) is
+        remembered for 30 s: the same call then fails at once with the same error.
+        """
+        with self._one_call():
+            return self._registry_token(registry)
+
+    def _registry_token(self, registry: RegistryRequest) -> RegistryCredential:
         identity = self.identity
         parts = (registry.domain, registry.domain_owner, registry.region)
         key = identity.registry_key(*parts)
@@ -337,13 +263,31 @@ class MendaCloudClient:
         if cached is not None:
             return cached
         log.debug("registry token cache miss for %s", key)
-        with self.cache.lock(key) as held:
+        # Imported past the cache hit: a warm lookup never needs the failure memory.
+        from menda.cloud_client._failures import failure_key, fingerprint, remember
+
+        memory = failure_key(key)
+        self._raise_remembered(memory)
+        lock = self.cache.lock(key, timeout=self._lock_wait())
+        with lock as held:
             if not held:
                 log.debug("went on without the lock on registry token %s", key)
             cached = self._load_registry(key, parts)
             if cached is not None:
                 return cached
-            credential = self._exchange_with_renewal()
+            # The process that held the lock may have just failed: fail the same way.
+            self._raise_remembered(memory)
+            self._after_lock_wait(lock, "CodeArtifact token")
+            sent = self._sent()
+            # A call that spent most of its deadline waiting for another process had
+            # too little time to judge menda cloud by: its failure is not remembered.
+            fair = self._call is None or self._call.remaining() >= self._call.seconds / 2
+            try:
+                credential = self._exchange_with_renewal()
+            except (MendaCloudAPIError, NoCachedLoginError) as exc:
+                if fair and self._sent() > sent:  # menda cloud was asked, or not reached
+                    remember(self.cache, memory, fingerprint(identity, self.cache), exc)
+                raise
             if credential.expires_at is None:
                 log.debug("not caching registry token %s: its lifetime is unknown", key)
             elif credential.expires_at <= utcnow():
@@ -359,6 +303,13 @@ class MendaCloudClient:
                 if not self.cache.store_registry_token(key, token):
                     log.debug("could not cache registry token %s", key)
         return credential
+
+    def _raise_remembered(self, memory: str) -> None:
+        from menda.cloud_client._failures import fingerprint, recall
+
+        failure = recall(self.cache, memory, fingerprint(self.identity, self.cache))
+        if failure is not None:
+            raise failure
 
     def _load_registry(self, key: str, parts: tuple[str, str, str]) -> RegistryCredential | None:
         token = self.cache.load_registry_token(
@@ -385,12 +336,18 @@ class MendaCloudClient:
         """Exchange ``bearer`` for a CodeArtifact token (no cache)."""
         host = self.identity.host
         what = f"POST {REGISTRY_PATH} at {host}"
-        body = self._transport.request(
-            "POST",
-            REGISTRY_PATH,
-            headers={"authorizationToken": f"Bearer {bearer}", "Content-Type": "application/json"},
-            hints=_REGISTRY_HINTS,
-        )
+        with self._one_call():
+            body = self._request(
+                "POST",
+                REGISTRY_PATH,
+                headers={
+                    "authorizationToken": f"Bearer {bearer}",
+                    "Content-Type": "application/json",
+                },
+                hints=REGISTRY_HINTS,
+            )
+        from menda.cloud_client._parse import registry_expiry, token_field
+
         token = token_field(body, "token", what)
         return RegistryCredential(
             token=token, expires_at=registry_expiry(body, token, what), from_cache=False
@@ -400,19 +357,22 @@ class MendaCloudClient:
 
     def whoami(self) -> WhoAmI:
         """Who menda cloud says the identity is (a live call with a valid token)."""
-        bearer = self._bearer()
         what = f"GET {WHOAMI_PATH} at {self.identity.host}"
-        body = self._transport.request(
-            "GET",
-            WHOAMI_PATH,
-            headers={"authorizationToken": bearer},
-            secrets=(bearer,),
-            hints=_PLAIN_HINTS,
-        )
+        with self._one_call():
+            bearer = self._bearer()
+            body = self._request(
+                "GET",
+                WHOAMI_PATH,
+                headers={"authorizationToken": bearer},
+                secrets=(bearer,),
+                hints=PLAIN_HINTS,
+            )
         return WhoAmI(*(_optional_text(body, name, what) for name in WhoAmI._fields))
 
 
 def _optional_text(body: Mapping[str, Any], name: str, what: str) -> str | None:
+    from menda.cloud_client._parse import malformed
+
     value = body.get(name)
     if value is None:
         return None

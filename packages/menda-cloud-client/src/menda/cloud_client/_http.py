@@ -1,46 +1,61 @@
-"""HTTP transport for menda cloud: one POST with timeouts, retries and errors that explain.
+"""HTTP transport for menda cloud: requests with timeouts, retries, one deadline and bounds.
 
 `requests` is imported on the first request, never at module import: a keyring
 lookup answered from the token cache must not pay for loading it.
+
+Each attempt runs in a worker thread that the caller waits for no longer than
+the deadline: name resolution, a server that trickles its headers or body one
+byte a second, and a stalled proxy all end there. The body is read in pieces
+and cut at 1 MiB (``_body``); failures are worded safely by ``_messages``.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
 import os
 import platform
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus, urlsplit
 
+from menda.cloud_client._deadline import Deadline
+from menda.cloud_client._messages import (
+    RETRY_STATUSES,
+    Failure,
+    as_sent,
+    clean,
+    deadline_failure,
+    interpret,
+    network_failure,
+    parse_retry_after,
+)
 from menda.cloud_client._version import __version__
-from menda.core_auth import ENV_HOST, utcnow
+from menda.cloud_client._wire import (
+    ACCEPT_ENCODING,
+    BodyReadError,
+    DeadlinePassedError,
+    Outgoing,
+    exchange,
+)
 from menda.error import MendaCloudAPIError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     import requests
 
-__all__ = ["RETRY_STATUSES", "Transport", "build_user_agent"]
+__all__ = ["RETRY_STATUSES", "Transport", "build_user_agent", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 8.0
-MAX_RETRY_AFTER = 30.0
-_MAX_TEXT = 300
-_HOST_HINT = f"is {ENV_HOST} / host pointing at menda cloud?"
-_CA_VARIABLES = "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_DIGITS = re.compile(r"[0-9]+")
-_WWW_AUTH_ERROR = re.compile(r'error="?([A-Za-z0-9_.-]+)"?')
+# Query parameters that carry a secret; the others (a client id, a grant type, a host
+# name) are not masked, so that messages stay readable.
+_SECRET_PARAMS = frozenset({"client_secret", "refresh_token", "device_code", "code_verifier"})
+# For a loopback host: every proxy variable ignored (a None value removes it in requests).
+_NO_PROXIES: dict[str, str | None] = {"http": None, "https": None, "all": None}
 
 
 def _sleep(seconds: float) -> None:
@@ -73,59 +88,6 @@ def _request_record(
     return {"menda_request": request}
 
 
-def _as_sent(secrets: Iterable[str], headers: Mapping[str, str] | None) -> list[str]:
-    """Each secret as it may come back from a server: raw, URL-encoded, or in our header."""
-    found: set[str] = set()
-    for secret in secrets:
-        if secret:
-            found.update((secret, quote(secret, safe=""), quote_plus(secret)))
-    for name in ("Authorization", "authorizationToken"):
-        value = (headers or {}).get(name, "")
-        if value:
-            # "Bearer <token>" is the token.
-            found.update((value, value.partition(" ")[2]))
-    # Longest first, so a secret inside a longer variant is masked whole.
-    return sorted((s for s in found if s), key=len, reverse=True)
-
-
-# A query string in any text (requests and urllib3 quote the request URL in their
-# errors): the client secret travels there, so it is cut wherever it appears.
-_QUERY = re.compile(r"\?[^\s'\")]*=[^\s'\")]*")
-
-
-def _clean(text: str, secrets: Iterable[str] = (), limit: int = _MAX_TEXT) -> str:
-    """Make server-supplied text safe to put in a message: no secrets, no control characters."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _QUERY.sub("?…", text)
-    text = _CONTROL.sub(" ", text).strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-_POOL_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, without the connection-pool noise."""
-    seen: set[int] = set()
-    current = exc
-    while id(current) not in seen:
-        seen.add(id(current))
-        reason = getattr(current, "reason", None)
-        nested = [a for a in current.args if isinstance(a, BaseException)]
-        if isinstance(reason, BaseException):
-            current = reason
-        elif nested:
-            current = nested[-1]
-        else:
-            break
-    text = _POOL_PREFIX.sub("", str(current)) or type(current).__name__
-    return text.replace("Failed to establish a new connection: ", "")
-
-
 def _verify() -> bool | str:
     # requests reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE itself (trust_env), but not
     # SSL_CERT_FILE, which uv, pip and corporate setups use: honour it too.
@@ -134,24 +96,18 @@ def _verify() -> bool | str:
     return os.environ.get("SSL_CERT_FILE") or True
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP-date), capped at 30."""
-    if not value:
-        return None
-    value = value.strip()
-    if _DIGITS.fullmatch(value):
-        return float(min(int(value), int(MAX_RETRY_AFTER)))
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (the hosts plain http is allowed for)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    name = (urlsplit(host).hostname or "").rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    try:
-        seconds = (when - utcnow()).total_seconds()
-    except OverflowError:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class _NoQueryStrings(logging.Filter):
@@ -160,10 +116,10 @@ class _NoQueryStrings(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args:
             record.args = tuple(
-                _QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args
+                clean(arg, limit=10_000) if isinstance(arg, str) else arg for arg in record.args
             )
         if isinstance(record.msg, str):
-            record.msg = _QUERY.sub("?…", record.msg)
+            record.msg = clean(record.msg, limit=10_000)
         return True
 
 
@@ -178,64 +134,16 @@ def _scrub_urllib3_logs() -> None:
         logger.addFilter(_FILTER)
 
 
-def _content_kind(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower() or "a body with no content type"
-
-
 def _keep_our_authorization(request: requests.PreparedRequest) -> requests.PreparedRequest:
     return request
 
 
-_BUSY = "menda cloud is busy or unavailable: try again in a minute"
-
-
-def _error_text(body: Mapping[str, Any], secrets: Iterable[str]) -> str | None:
-    """What the server said went wrong: ``detail`` (FastAPI), ``message`` (API Gateway),
-    then OAuth's ``error_description``."""
-    for name in ("detail", "message", "error_description"):
-        value = body.get(name)
-        if isinstance(value, list) and value and isinstance(value[0], Mapping):
-            # FastAPI's validation errors: a list of {"loc", "msg", "type"}.
-            value = value[0].get("msg")
-        if isinstance(value, str) and value.strip():
-            return _clean(value, secrets)
+def _unsendable(headers: Mapping[str, str] | None) -> str | None:
+    """The name of a header whose value cannot go on the wire, if any (never the value)."""
+    for name, value in (headers or {}).items():
+        if not (value.isascii() and value.isprintable()) or len(value) > 20_000:
+            return name
     return None
-
-
-def _json_object(content: bytes, content_type: str) -> tuple[dict[str, Any] | None, str]:
-    """The body as a JSON object, or None and why not."""
-    if not content.strip():
-        return None, "the server sent an empty body"
-    try:
-        value = json.loads(content)
-    except (ValueError, RecursionError):
-        kind = _content_kind(content_type)
-        if "json" in kind:
-            return None, "the body is not valid JSON"
-        return None, f"the server answered {kind}, not JSON: {_HOST_HINT}"
-    if not isinstance(value, dict):
-        return None, f"expected a JSON object, got {type(value).__name__}"
-    return value, ""
-
-
-@dataclass
-class _Failure:
-    """One failed attempt, kept until we know whether it is the last."""
-
-    message: str
-    status_code: int | None = None
-    error: str | None = None
-    request_id: str | None = None
-    retryable: bool = False
-    retry_after: float | None = None
-
-    def to_error(self, attempts: int) -> MendaCloudAPIError:
-        message = self.message
-        if attempts > 1:
-            message = f"{message} (gave up after {attempts} attempts)"
-        return MendaCloudAPIError(
-            message, status_code=self.status_code, error=self.error, request_id=self.request_id
-        )
 
 
 class Transport:
@@ -257,6 +165,14 @@ class Transport:
         self.deadline = deadline
         self.backoff = backoff
         self.user_agent = user_agent
+        #: Attempts sent so far (for the caller's failure memory: was menda cloud asked?).
+        self.sent = 0
+        # Every secret sent so far: a server may echo one in a later answer (say, the
+        # token a renewal replaced), so each message is masked of them all.
+        self._secrets: set[str] = set()
+        # A proxy between us and a loopback host sees the client secret and tokens in
+        # clear text (http://), and is never what the user meant: no proxy for those.
+        self._proxies = _NO_PROXIES if is_loopback(host) else None
         self._session: requests.Session | None = None
 
     def __repr__(self) -> str:
@@ -277,6 +193,7 @@ class Transport:
             session = requests.Session()
             session.headers["User-Agent"] = self.user_agent
             session.headers["Accept"] = "application/json"
+            session.headers["Accept-Encoding"] = ACCEPT_ENCODING
             # Without an auth of its own, requests fills Authorization from ~/.netrc,
             # replacing our Basic or Bearer header and sending the user's netrc
             # password to menda cloud. A no-op auth keeps our header and the netrc out.
@@ -294,105 +211,54 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         secrets: Iterable[str] = (),
         hints: Mapping[int, str] | None = None,
+        deadline: Deadline | None = None,
     ) -> dict[str, Any]:
         """Send `method` to `host + path` (``params`` in the query string) and return the
         JSON object of a 2xx answer.
 
         Every failure, after retries, is a `MendaCloudAPIError`; ``hints`` maps a status
-        to what the user should do about it. The URL is never logged with its query.
+        to what the user should do about it. ``deadline`` is the caller's, shared with
+        its other requests and lock waits; without one, this request gets its own.
+        The URL is never logged with its query.
         """
-        session = self._get_session()
-        import requests  # already loaded by _get_session
-        import urllib3
-
-        secrets = _as_sent([*secrets, *(params or {}).values()], headers)
-        url = self.host + path
         what = f"{method} {path} at {self.host}"
-        start = time.monotonic()
-        last: _Failure | None = None
+        bad_header = _unsendable(headers)
+        if bad_header is not None:
+            raise MendaCloudAPIError(
+                f"{what} not sent: the {bad_header} header would hold characters that are "
+                "not visible ASCII (a damaged token in the cache or login file?). Run "
+                "'menda auth login' again, or check the M2M client."
+            )
+        if deadline is None:
+            deadline = Deadline(self.deadline)
+        hidden = [v for k, v in (params or {}).items() if k in _SECRET_PARAMS]
+        self._secrets.update(as_sent([*secrets, *hidden], headers))
+        secrets = sorted(self._secrets, key=len, reverse=True)
+        url = self.host + path
+        last: Failure | None = None
         attempts = 0
         for attempt in range(1, self.max_attempts + 1):
-            remaining = self.deadline - (time.monotonic() - start)
+            remaining = deadline.remaining()
             if remaining <= 0:
                 break
             attempts = attempt
-            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             sent = time.monotonic()
-            try:
-                response = session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body,
-                    headers=dict(headers or {}),
-                    timeout=timeout,
-                    allow_redirects=False,
-                    verify=_verify(),
-                )
-            except requests.exceptions.SSLError as exc:
-                log.debug("%s %s: TLS error: %s", method, url, type(exc).__name__)
-                raise MendaCloudAPIError(
-                    f"TLS certificate verification failed for {self.host} ({what}): "
-                    f"{_clean(_reason(exc), secrets)}. If a proxy or gateway re-signs TLS "
-                    f"traffic, point {_CA_VARIABLES} at its CA bundle (PEM)."
-                ) from None
-            except requests.exceptions.ProxyError as exc:
-                failure = _Failure(
-                    f"{what} failed: could not reach menda cloud through the proxy: "
-                    f"{_clean(_reason(exc), secrets)}. Check HTTPS_PROXY / NO_PROXY.",
-                    retryable=True,
-                )
-            except requests.exceptions.Timeout as exc:
-                which = "connect" if isinstance(exc, requests.exceptions.ConnectTimeout) else "read"
-                seconds = timeout[0] if which == "connect" else timeout[1]
-                failure = _Failure(
-                    f"{what} failed: no answer within {seconds:g} s ({which} timeout). "
-                    f"Check the host setting ({ENV_HOST} or the profile's host), your network "
-                    "and proxy (HTTPS_PROXY, NO_PROXY).",
-                    retryable=True,
-                )
-            except (
-                requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError,
-                requests.exceptions.ContentDecodingError,
-                http.client.HTTPException,
-                urllib3.exceptions.HTTPError,  # requests lets a few of these through
-            ) as exc:
-                failure = _Failure(
-                    f"{what} failed: could not connect to or read from {self.host}: "
-                    f"{_clean(_reason(exc), secrets)}. Check the host setting "
-                    f"({ENV_HOST} or the profile's host), your network and proxy "
-                    "(HTTPS_PROXY, NO_PROXY).",
-                    retryable=True,
-                )
-            except requests.exceptions.RequestException as exc:
-                raise MendaCloudAPIError(
-                    f"{what} failed: {type(exc).__name__}: {_clean(str(exc), secrets)}"
-                ) from None
-            except OSError as exc:
-                # requests raises a bare OSError for a CA bundle path that does not exist.
-                raise MendaCloudAPIError(
-                    f"{what} failed: {_clean(str(exc), secrets)}. Check "
-                    "REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE and SSL_CERT_FILE."
-                ) from None
-            else:
-                elapsed_ms = (time.monotonic() - sent) * 1000
-                log.debug(
-                    "%s %s -> HTTP %d in %.0f ms (attempt %d of %d)",
-                    method,
-                    url,
-                    response.status_code,
-                    elapsed_ms,
-                    attempt,
-                    self.max_attempts,
-                    extra=_request_record(method, url, response.status_code, elapsed_ms),
-                )
-                outcome = self._interpret(response, what, secrets, hints or {})
-                if isinstance(outcome, dict):
-                    return outcome
-                failure = outcome
-                if not failure.retryable:
-                    raise failure.to_error(1)
+            failure = self._attempt(
+                method,
+                url,
+                attempt=attempt,
+                what=what,
+                params=params,
+                json_body=json_body,
+                headers=headers,
+                deadline=deadline,
+                secrets=secrets,
+                hints=hints or {},
+            )
+            if isinstance(failure, dict):
+                return failure
+            if not failure.retryable:
+                raise failure.to_error(1)
             if failure.status_code is None:
                 elapsed_ms = (time.monotonic() - sent) * 1000
                 log.debug(
@@ -412,88 +278,66 @@ class Transport:
             if wait is None:
                 base = min(MAX_BACKOFF, self.backoff * 2 ** (attempt - 1))
                 wait = base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not crypto
-            remaining = self.deadline - (time.monotonic() - start)
-            if wait >= remaining:
+            if wait >= deadline.remaining():
                 log.debug("not retrying %s: waiting %.2f s would pass the deadline", url, wait)
                 break
             log.debug("retrying %s in %.2f s", url, wait)
             _sleep(wait)
         if last is None:
-            last = _Failure(f"{what} failed: the {self.deadline:g} s deadline passed")
+            last = deadline_failure(what, deadline.seconds)
         raise last.to_error(attempts)
 
-    def _interpret(
+    def _attempt(
         self,
-        response: requests.Response,
+        method: str,
+        url: str,
+        *,
+        attempt: int,
         what: str,
+        params: Mapping[str, str] | None,
+        json_body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        deadline: Deadline,
         secrets: list[str],
         hints: Mapping[int, str],
-    ) -> dict[str, Any] | _Failure:
-        status = response.status_code
-        raw_id = response.headers.get("X-Request-Id") or response.headers.get("x-amzn-RequestId")
-        request_id = (_clean(raw_id, secrets, limit=200) or None) if raw_id else None
-        content_type = response.headers.get("Content-Type", "")
-        content = response.content or b""
-        suffix = f" (request id {request_id})" if request_id else ""
-
-        if 200 <= status < 300:
-            body, problem = _json_object(content, content_type)
-            if body is not None:
-                return body
-            return _Failure(
-                f"{what}: malformed response (HTTP {status}): {problem}{suffix}",
-                status_code=status,
-                request_id=request_id,
+    ) -> dict[str, Any] | Failure:
+        """One attempt: the JSON object of a 2xx answer, or what went wrong."""
+        session = self._get_session()
+        remaining = deadline.remaining()
+        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        out = Outgoing(method, url, params, json_body, headers, timeout, _verify(), self._proxies)
+        sent = time.monotonic()
+        self.sent += 1
+        failed: Exception | None = None
+        try:
+            reply = exchange(session, out, deadline)
+        except DeadlinePassedError:
+            return deadline_failure(what, deadline.seconds)
+        except Exception as exc:
+            failed = exc
+        if failed is not None:
+            # Outside the handler: an error raised from here must not keep the original
+            # as its __context__, since requests quotes the URL, query string included.
+            during_body = isinstance(failed, BodyReadError)
+            cause = failed.cause if isinstance(failed, BodyReadError) else failed
+            log.debug("%s %s raised %s", method, url, type(cause).__name__)
+            return network_failure(
+                cause,
+                during_body=during_body,
+                host=self.host,
+                what=what,
+                timeout=timeout,
+                secrets=secrets,
             )
-
-        if 300 <= status < 400:
-            location = response.headers.get("Location")
-            target = ""
-            if location:
-                parts = urlsplit(location)
-                target = _clean(f" to {parts.scheme}://{parts.netloc}{parts.path}", secrets)
-                if not parts.netloc:
-                    target = _clean(f" to {parts.path}", secrets)
-            return _Failure(
-                f"{what} failed: HTTP {status} redirect{target}. menda-cloud-client does not "
-                f"follow redirects, so credentials never reach another host: set {ENV_HOST} "
-                f"(or the profile's host) to the URL menda cloud really serves.{suffix}",
-                status_code=status,
-                request_id=request_id,
-            )
-
-        error: str | None = None
-        body, problem = _json_object(content, content_type)
-        description = _error_text(body, secrets) if body is not None else None
-        if body is not None:
-            raw_error = body.get("error")
-            if isinstance(raw_error, str) and raw_error.strip():
-                error = _clean(raw_error, secrets, limit=100)
-            if description is None and error is None:
-                problem = "the JSON body has no detail, message or OAuth error"
-        if error is None:
-            # RFC 6750 servers may put the code in WWW-Authenticate instead.
-            match = _WWW_AUTH_ERROR.search(response.headers.get("WWW-Authenticate", ""))
-            if match:
-                error = match.group(1)
-
-        message = f"{what} failed: HTTP {status}"
-        if error and error != description:
-            message += f" {error}"
-        if description:
-            message += f": {description}"
-        elif problem:
-            message += f" ({problem})"
-        hint = hints.get(status) or (_BUSY if status == 429 or status >= 500 else "")
-        if hint:
-            message += f". {hint}"
-        retryable = status in RETRY_STATUSES
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if retryable else None
-        return _Failure(
-            message + suffix,
-            status_code=status,
-            error=error,
-            request_id=request_id,
-            retryable=retryable,
-            retry_after=retry_after,
+        elapsed_ms = (time.monotonic() - sent) * 1000
+        log.debug(
+            "%s %s -> HTTP %d in %.0f ms (attempt %d of %d)",
+            method,
+            url,
+            reply.status,
+            elapsed_ms,
+            attempt,
+            self.max_attempts,
+            extra=_request_record(method, url, reply.status, elapsed_ms),
         )
+        return interpret(reply, what, secrets, hints)

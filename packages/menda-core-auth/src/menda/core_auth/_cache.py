@@ -16,20 +16,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from menda.core_auth._config import _home, _HomeUnknownError
-from menda.core_auth._env import ENV_TOKEN_CACHE_DIR, env_value
+from menda.core_auth._env import ENV_TOKEN_CACHE_DIR, HomeUnknownError, env_value, home
 from menda.core_auth._files import (
     FileLock,
     atomic_write,
     ensure_private_dir,
+    private_dir_problem,
     read_regular_file,
 )
-from menda.core_auth._login import CliTokenFile
 from menda.core_auth._time import format_time, is_fresh, parse_time
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
+
+    from menda.core_auth._login import CliTokenFile
 
 __all__ = [
     "ACCESS_TOKEN_MARGIN",
@@ -61,6 +62,10 @@ _LOCK_SUFFIX = ".lock"
 # Cache entries are a few hundred bytes; anything huge is not ours.
 _MAX_ENTRY_BYTES = 1 << 16
 _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+# The rule menda-cloud-client applies to every token it receives: an entry holding
+# anything else was not written by us, and would break a header or the installer.
+_MAX_TOKEN_LENGTH = 16 * 1024
+_BAD_TOKEN = "the token holds characters a token cannot have, or is too long"  # noqa: S105
 
 
 class AccessToken(NamedTuple):
@@ -138,8 +143,8 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
         path = Path(override)
         return path.expanduser() if override.startswith("~") else path
     try:
-        return _home() / ".menda" / "tokens" / "cache"
-    except _HomeUnknownError as exc:
+        return home() / ".menda" / "tokens" / "cache"
+    except HomeUnknownError as exc:
         raise RuntimeError(f"cannot locate the token cache: {exc}") from None
 
 
@@ -149,6 +154,27 @@ def _str(entry: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(name)
     return value
+
+
+def token_is_sound(value: str) -> bool:
+    """Visible ASCII only (no space, no control character), at most 16 KiB."""
+    return (
+        0 < len(value) <= _MAX_TOKEN_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _fix_for(path: Path, problem: str) -> str:
+    if problem.startswith("is writable"):
+        return f"Make it private: chmod 700 {path}"
+    if problem.startswith("is owned"):
+        return (
+            f"Remove it, or set {ENV_TOKEN_CACHE_DIR} to a directory of your own "
+            "(menda-keyring creates it with mode 0700)"
+        )
+    return f"Remove it (rm {path}); menda-keyring recreates it as a directory with mode 0700"
 
 
 def same_host(cached: str, host: str) -> bool:
@@ -177,6 +203,7 @@ class TokenCache:
         self, directory: Path | None = None, *, environ: Mapping[str, str] | None = None
     ) -> None:
         self._usable = True
+        self._warned = False
         if directory is not None:
             self.directory = Path(directory)
         else:
@@ -186,7 +213,17 @@ class TokenCache:
                 log.debug("%s; working without a token cache", exc)
                 self.directory = Path("~", ".menda", "tokens", "cache")
                 self._usable = False
-        self.logins = CliTokenFile(self.directory / ".token", usable=self._usable)
+        self._logins: CliTokenFile | None = None
+
+    @property
+    def logins(self) -> CliTokenFile:
+        """The Menda CLI's token file, ``<directory>/.token``."""
+        # Loaded on first use: an M2M lookup answered from our entries never needs it.
+        if self._logins is None:
+            from menda.core_auth._login import CliTokenFile
+
+            self._logins = CliTokenFile(self.directory / ".token", usable=self._usable)
+        return self._logins
 
     def __repr__(self) -> str:
         return f"TokenCache({str(self.directory)!r})"
@@ -200,14 +237,43 @@ class TokenCache:
         """``<entries_dir>/<escaped key>.json``; no key can name a file outside it."""
         return self.entries_dir / (escape_key(key) + _SUFFIX)
 
+    @property
+    def problem(self) -> str | None:
+        """Why our entries are not used (a directory that others could write), or None."""
+        if not self._usable:
+            return None
+        for path, follow in ((self.directory, True), (self.entries_dir, False)):
+            problem = private_dir_problem(path, follow_symlinks=follow)
+            if problem is not None:
+                return f"{path} {problem}. {_fix_for(path, problem)}"
+        return None
+
+    def _safe(self) -> bool:
+        """True when our entries may be read and written here; warns once when not."""
+        if not self._usable:
+            return False
+        problem = self.problem
+        if problem is None:
+            return True
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "Not using the token cache: %s. Until then, every call asks menda cloud.",
+                problem,
+            )
+        return False
+
     def _ensure_dir(self) -> bool:
-        return self._usable and ensure_private_dir(self.entries_dir)
+        if not self._safe() or not ensure_private_dir(self.entries_dir):
+            return False
+        # Checked again once it exists: a link put there meanwhile must not be used.
+        return self._safe()
 
     # ----------------------------------------------------------------- raw entries
 
     def read_entry(self, key: str) -> dict[str, Any] | None:
         """The entry's JSON object, or None for any problem (a miss)."""
-        if not self._usable:
+        if not self._safe():
             return None
         path = self.path_for(key)
         try:
@@ -245,7 +311,7 @@ class TokenCache:
 
     def delete(self, key: str) -> None:
         """Remove the entry; never raises."""
-        if not self._usable:
+        if not self._safe():
             return
         with contextlib.suppress(OSError, ValueError):
             self.path_for(key).unlink()
@@ -268,6 +334,8 @@ class TokenCache:
         token, why = self.check_access_token(key, host=host, client_id=client_id)
         if token is None:
             log.debug("access token entry %r not used: %s", key, why)
+            if why == _BAD_TOKEN:
+                self.delete(key)
         return token
 
     def check_access_token(
@@ -290,6 +358,8 @@ class TokenCache:
             return None, "it was issued by another host"
         if fields["client_id"] != client_id:
             return None, "it belongs to another client id"
+        if not token_is_sound(fields["access_token"]):
+            return None, _BAD_TOKEN
         return AccessToken(fields["access_token"], expires_at, host, client_id, token_type), "ok"
 
     def store_access_token(self, key: str, token: AccessToken) -> bool:
@@ -313,6 +383,8 @@ class TokenCache:
         token, why = self.check_registry_token(key, host=host, identity=identity, registry=registry)
         if token is None:
             log.debug("registry token entry %r not used: %s", key, why)
+            if why == _BAD_TOKEN:
+                self.delete(key)
         return token
 
     def check_registry_token(
@@ -336,6 +408,8 @@ class TokenCache:
             return None, "it belongs to another identity"
         if registry != (fields["domain"], fields["domain_owner"], fields["region"]):
             return None, "it is for another registry"
+        if not token_is_sound(fields["token"]):
+            return None, _BAD_TOKEN
         return RegistryToken(fields["token"], expires_at, host, identity, *registry), "ok"
 
     def store_registry_token(self, key: str, token: RegistryToken) -> bool:

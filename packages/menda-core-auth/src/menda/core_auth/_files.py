@@ -22,9 +22,12 @@ __all__ = [
     "FILE_MODE",
     "FileLock",
     "NotARegularFileError",
+    "NotOursError",
     "atomic_write",
     "ensure_private_dir",
+    "private_dir_problem",
     "read_regular_file",
+    "remove_stale_temporaries",
 ]
 
 log = logging.getLogger("menda.core_auth")
@@ -32,10 +35,19 @@ log = logging.getLogger("menda.core_auth")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 _TMP_SUFFIX = ".tmp"
+# ".<target name>.<pid>.<12 hex>.tmp": what atomic_write creates, and all it ever removes.
+_TMP_NAME = r"\.(?P<target>.+)\.(?P<pid>[0-9]{1,10})\.[0-9a-f]{12}\.tmp"
+#: A temporary file of ours older than this is left over from a killed process.
+STALE_AFTER = 600.0
+_POSIX = sys.platform != "win32"
 
 
 class NotARegularFileError(OSError):
     """Raised when a path names a FIFO, a device, a directory or a symbolic link."""
+
+
+class NotOursError(OSError):
+    """Raised when a token file is owned by another user: it may have been planted."""
 
 
 def _open_flags(*, follow_symlinks: bool) -> int:
@@ -82,6 +94,12 @@ def read_regular_file(path: Path, limit: int, *, follow_symlinks: bool = False) 
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise NotARegularFileError(errno.EINVAL, _kind(info.st_mode), str(path))
+        if not follow_symlinks and _POSIX and info.st_uid != os.geteuid():
+            # Tokens are only ever read from files the user owns: another user who
+            # can write to the directory must not be able to plant a login or a token.
+            raise NotOursError(
+                errno.EPERM, f"is owned by another user (uid {info.st_uid})", str(path)
+            )
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -95,6 +113,36 @@ def read_regular_file(path: Path, limit: int, *, follow_symlinks: bool = False) 
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def private_dir_problem(directory: Path, *, follow_symlinks: bool) -> str | None:
+    """Why ``directory`` must not hold our tokens, or None when it may (or does not exist).
+
+    It must be a directory (not a symbolic link, unless ``follow_symlinks``), owned
+    by the user, and writable by nobody else: otherwise another local user could
+    read, plant or replace entries.
+    """
+    import stat
+
+    try:
+        info = directory.stat() if follow_symlinks else directory.lstat()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.debug("cannot inspect directory %s (%s)", directory, exc)
+        return None  # creating or using it fails later, quietly: no cache
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return None  # not usable at all: a debug line later, as for any unwritable cache
+    if not _POSIX:  # pragma: no cover - Windows has no owner or mode bits to check here
+        return None
+    if info.st_uid != os.geteuid():
+        return f"is owned by another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        who = {0o020: "group", 0o002: "others"}.get(info.st_mode & 0o022, "group and others")
+        return f"is writable by {who} (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
 
 
 def ensure_private_dir(directory: Path) -> bool:
@@ -124,11 +172,64 @@ def ensure_private_dir(directory: Path) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    if not _POSIX:  # pragma: no cover - os.kill(pid, 0) is not a probe on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError, ValueError):
+        return True  # another user's process, or no way to tell: treat it as alive
+    return True
+
+
+def remove_stale_temporaries(directory: Path, *, now: float | None = None) -> int:
+    """Remove temporary files of ours left by a killed writer; return how many.
+
+    Only names ``atomic_write`` makes, only regular files the user owns, and only
+    when the process that made one is gone (same host) or the file is older than
+    ten minutes. Removing a live writer's file only costs that writer its cache write.
+    """
+    import re
+    import stat
+    import time
+
+    pattern = re.compile(_TMP_NAME)
+    current = time.time() if now is None else now
+    removed = 0
+    try:
+        paths = list(directory.iterdir())
+    except (OSError, ValueError):
+        return 0
+    for path in paths:
+        match = pattern.fullmatch(path.name)
+        if match is None:
+            continue
+        try:
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or (_POSIX and info.st_uid != os.geteuid()):
+                continue
+            pid = int(match.group("pid"))
+            old = current - info.st_mtime > STALE_AFTER
+            if pid == os.getpid() and not old:
+                continue  # perhaps another thread of this process, writing right now
+            if old or not _alive(pid):
+                path.unlink()
+                removed += 1
+                log.debug("removed %s, left behind by a writer that was killed", path)
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
 def atomic_write(path: Path, data: bytes) -> bool:
     """Replace ``path`` with ``data`` in one step, through a fresh 0600 file beside it.
 
+    Temporary files that killed writers left in the directory are removed first.
     Returns False (logged at debug level) when it cannot; the old file is then intact.
     """
+    remove_stale_temporaries(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}{_TMP_SUFFIX}")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     flags |= getattr(os, "O_NOFOLLOW", 0)
@@ -171,6 +272,8 @@ class FileLock:
         self._timeout = timeout
         self._fd: int | None = None
         self._held = False
+        #: True when entering gave up because another process held the lock all along.
+        self.timed_out = False
 
     def __enter__(self) -> bool:
         path = self._path
@@ -211,6 +314,7 @@ class FileLock:
                     return False
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                self.timed_out = True
                 log.debug(
                     "lock %s still held after %.1f s; going on without the lock",
                     path,
