@@ -26,6 +26,7 @@ from menda.core_auth import (
     default_cache_dir,
     format_time,
     registry_cache_key,
+    set_clock,
     utcnow,
 )
 
@@ -111,10 +112,22 @@ def test_utcnow_is_aware_utc_and_follows_the_clock(clock: Any) -> None:
     assert utcnow().utcoffset() == timedelta(0)
 
 
-def test_utcnow_real_source_is_aware(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.undo()
-    assert utcnow().utcoffset() == timedelta(0)
-    assert abs(utcnow() - datetime.now(timezone.utc)) < timedelta(minutes=1)
+def test_utcnow_real_source_is_aware() -> None:
+    previous = set_clock(None)  # real time, whatever clock a fixture set
+    try:
+        assert utcnow().utcoffset() == timedelta(0)
+        assert abs(utcnow() - datetime.now(timezone.utc)) < timedelta(minutes=1)
+    finally:
+        set_clock(previous)
+
+
+def test_set_clock_moves_utcnow_and_returns_the_previous_source() -> None:
+    moment = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    previous = set_clock(lambda: moment)
+    try:
+        assert utcnow() == moment
+    finally:
+        assert set_clock(previous)() == moment
 
 
 # ----------------------------------------------------------------------------- layout

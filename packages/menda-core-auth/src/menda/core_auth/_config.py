@@ -13,7 +13,9 @@ from menda.core_auth._env import (
     ENV_CONFIG_FILE,
     ENV_HOST,
     ENV_PROFILE_ID,
+    HomeUnknownError,
     env_value,
+    home,
 )
 from menda.core_auth._host import normalize_host
 from menda.error.exceptions import (
@@ -58,18 +60,6 @@ class Profile(NamedTuple):
         )
 
 
-class _HomeUnknownError(Exception):
-    pass
-
-
-def _home() -> Path:
-    try:
-        return Path.home()
-    except (RuntimeError, KeyError, OSError) as exc:
-        # Path.home() raises when neither HOME/USERPROFILE nor the user database help.
-        raise _HomeUnknownError(str(exc)) from None
-
-
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     """Return ``MENDA_CONFIG_FILE`` (with ``~`` expanded) or ``~/.menda/mendacfg``."""
     env = os.environ if environ is None else environ
@@ -81,8 +71,8 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
                 path = path.expanduser()
         return path
     try:
-        return _home() / ".menda" / "mendacfg"
-    except _HomeUnknownError:
+        return home() / ".menda" / "mendacfg"
+    except HomeUnknownError:
         raise ConfigFileNotFoundError(
             "Menda config file not found: the home directory is unknown, so "
             f"~/.menda/mendacfg cannot be located. Set {ENV_CONFIG_FILE} to the file's path, "

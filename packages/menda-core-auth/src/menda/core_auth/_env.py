@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 __all__ = [
     "ENV_CLIENT_ID",
@@ -26,6 +27,21 @@ ENV_CONFIG_FILE = "MENDA_CONFIG_FILE"
 ENV_TOKEN_CACHE_DIR = "MENDA_TOKEN_CACHE_DIR"  # noqa: S105 - a variable name, not a secret
 ENV_LOG_LEVEL = "MENDA_LOG_LEVEL"
 ENV_TIMEOUT = "MENDA_TIMEOUT"
+
+
+class HomeUnknownError(Exception):
+    """Raised when the home directory cannot be determined."""
+
+
+def home() -> Path:
+    """``Path.home()``; raises ``HomeUnknownError`` when neither HOME/USERPROFILE nor the
+    user database tell it."""
+    from pathlib import Path
+
+    try:
+        return Path.home()
+    except (RuntimeError, KeyError, OSError) as exc:
+        raise HomeUnknownError(str(exc)) from None
 
 
 def env_value(environ: Mapping[str, str], name: str) -> str | None:

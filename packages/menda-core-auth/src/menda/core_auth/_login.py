@@ -183,7 +183,9 @@ class CliTokenFile:
             return None, f"cannot be read ({exc.strerror if isinstance(exc, OSError) else exc})"
         parser = _parser()
         try:
-            parser.read_string(data.decode("utf-8"), source=str(self.path))
+            # Universal newlines, as the CLI's own reader (a text-mode open) sees the file.
+            text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+            parser.read_string(text, source=str(self.path))
         except (UnicodeDecodeError, configparser.Error, ValueError, TypeError, RecursionError):
             # Never echo the parse error: it quotes the line, which holds a token.
             return None, "is not a valid INI file"
@@ -208,8 +210,9 @@ class CliTokenFile:
 
         parser, problem = self._parse()
         mode: int | None = None
-        with contextlib.suppress(OSError):
-            mode = stat.S_IMODE(self.path.lstat().st_mode)
+        if self._usable:
+            with contextlib.suppress(OSError):
+                mode = stat.S_IMODE(self.path.lstat().st_mode)
         return LoginFileState(
             path=self.path,
             exists=mode is not None,

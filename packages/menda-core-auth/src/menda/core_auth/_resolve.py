@@ -6,7 +6,6 @@ import logging
 import os
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from menda.core_auth._config import load_profile
 from menda.core_auth._env import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_HOST, env_value
 from menda.core_auth._host import normalize_host
 from menda.error.exceptions import ConfigFileNotFoundError
@@ -106,6 +105,9 @@ def resolve_identity(environ: Mapping[str, str] | None = None) -> Identity:
             note,
             ", ".join(_TRIO),
         )
+    # The config file's reader is loaded only when there is a file to read.
+    from menda.core_auth._config import load_profile
+
     try:
         profile = load_profile(environ=env)
     except ConfigFileNotFoundError as exc:

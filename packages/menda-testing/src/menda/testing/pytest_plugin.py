@@ -231,24 +231,23 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+def clock(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
     """Freeze ``menda.core_auth.utcnow()`` at the current time; move it with ``advance``.
 
     When the test also uses ``menda_cloud``, the emulator follows the same clock
     (set ``menda_cloud.clock = None`` to give it real time back).
     """
-    try:
-        module = importlib.import_module("menda.core_auth._clock")
-    except ImportError:
-        pytest.skip("menda.core_auth._clock is not importable; the clock fixture needs it")
-    if not hasattr(module, "_source"):
-        pytest.skip("menda.core_auth._clock has no _source; the clock fixture needs it")
+    from menda.core_auth import set_clock
+
     fake = FakeClock()
-    monkeypatch.setattr(module, "_source", fake)
+    previous = set_clock(fake)
     if "menda_cloud" in request.fixturenames:
         cloud = request.getfixturevalue("menda_cloud")
         monkeypatch.setattr(cloud, "clock", fake)
-    return fake
+    try:
+        yield fake
+    finally:
+        set_clock(previous)
 
 
 @pytest.fixture
@@ -267,11 +266,11 @@ def published_clients() -> PublishedClients:
 
     Skips on Python < 3.11 (menda-cli needs it) and when uv or PyPI is unavailable.
     """
-    from menda.testing.published import PublishedClientsUnavailable, build_published_clients
+    from menda.testing.published import VenvUnavailable, build_published_clients
 
     if sys.version_info < (3, 11):
         pytest.skip("menda-cli 0.5.0 requires Python 3.11 or newer")
     try:
         return build_published_clients(_PUBLISHED_ROOT)
-    except PublishedClientsUnavailable as exc:
+    except VenvUnavailable as exc:
         pytest.skip(str(exc))
