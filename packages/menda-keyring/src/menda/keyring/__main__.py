@@ -1,4 +1,4 @@
-"""``menda-keyring`` (also ``python -m menda.keyring``): the diagnostic command line."""
+"""``menda-keyring`` (also ``python -m menda.keyring``): diagnose, login and logout."""
 
 from __future__ import annotations
 
@@ -42,12 +42,58 @@ Set MENDA_LOG_LEVEL=debug to also trace every step on stderr.
 """
 
 
+_LOGIN_HELP = """\
+Log in to menda cloud as a user, without the Menda CLI: the device flow, as
+`menda auth login` runs it. Prints a URL and a code; approve the code in a
+browser (opened for you unless --no-browser, or there is no display). The login
+goes where `menda auth login` puts it, the profile's section of
+~/.menda/tokens/cache/.token, in the CLI's format: the Menda CLI and every
+installer then use it. Nothing is written until you have approved; Ctrl-C
+leaves every file as it was.
+
+The profile is --profile, else MENDA_PROFILE_ID, else "default". With --host, a
+profile missing from ~/.menda/mendacfg (or MENDA_CONFIG_FILE) is added to it as
+`auth_type = u2m`; an existing one is never changed.
+
+examples:
+  menda-keyring login --host https://api.example.menda.cloud
+  menda-keyring login --profile dev --no-browser
+"""
+
+_LOGOUT_HELP = """\
+Forget a profile's login: remove its section from the Menda CLI's token file
+(every other login stays), and the CodeArtifact tokens menda-keyring cached
+with it, so the next install has to sign in again.
+"""
+
+_LOGOUT_EXIT_HELP = """\
+exit status:
+  0  done (also when there was no login)
+  1  failed; one line on stderr says why
+  2  usage error
+"""
+
+_LOGIN_EXIT_HELP = """\
+exit status:
+  0    logged in
+  1    failed; one line on stderr says why
+  2    usage error
+  130  cancelled with Ctrl-C; nothing was written
+"""
+
+
+def _profile_name(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the profile name must not be empty")
+    return value.strip()
+
+
 def _parser() -> argparse.ArgumentParser:
     from menda.keyring import __version__
 
     parser = argparse.ArgumentParser(
         prog="menda-keyring",
-        description="Diagnostics for the menda-keyring keyring backend.",
+        description="Log in to menda cloud, and diagnose the menda-keyring keyring backend.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -69,6 +115,35 @@ def _parser() -> argparse.ArgumentParser:
     diagnose.add_argument(
         "--json", action="store_true", dest="as_json", help="print one JSON object"
     )
+    login = commands.add_parser(
+        "login",
+        help="log in as a user with the device flow (no Menda CLI needed)",
+        description=_LOGIN_HELP,
+        epilog=_LOGIN_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    login.add_argument(
+        "--profile", metavar="NAME", type=_profile_name, help="the profile to log in with"
+    )
+    login.add_argument(
+        "--host", metavar="URL", help="menda cloud's URL: creates the profile when it is missing"
+    )
+    login.add_argument(
+        "--no-browser",
+        action="store_false",
+        dest="browser",
+        help="only print the URL; do not open a browser",
+    )
+    logout = commands.add_parser(
+        "logout",
+        help="forget a profile's login",
+        description=_LOGOUT_HELP,
+        epilog=_LOGOUT_EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    logout.add_argument(
+        "--profile", metavar="NAME", type=_profile_name, help="the profile to log out of"
+    )
     return parser
 
 
@@ -78,6 +153,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+
+    if args.command == "login":
+        from menda.keyring.login import login
+
+        return login(args.profile, args.host, browser=args.browser)
+    if args.command == "logout":
+        from menda.keyring.login import logout
+
+        return logout(args.profile)
 
     from menda.keyring.diagnose import run
 
