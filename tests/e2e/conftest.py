@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,11 @@ import pytest
 
 from menda.testing import MendaCloudEmulator
 from menda.testing.codeartifact import FakeCodeArtifact
+from menda.testing.published import VenvUnavailable, build_venv, script
 from menda.testing.pytest_plugin import MendaHome
+
+# The tests skip on this: a tool's environment could not be built (no uv, no PyPI).
+ToolUnavailable = VenvUnavailable
 
 DOMAIN, OWNER, REGION, REPO = "menda-private", "058264169513", "eu-west-1", "menda-plugins"
 HOST = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"
@@ -177,13 +180,8 @@ WORKSPACE = Path(__file__).resolve().parents[2]
 OUR_PACKAGES = ("menda-error", "menda-core-auth", "menda-cloud-client", "menda-keyring")
 # Computed at import, before any fixture points HOME at a temporary directory.
 TOOL_ENV_ROOT = Path.home() / ".cache" / "menda-keyring-tests"
-_SCRIPTS = "Scripts" if sys.platform == "win32" else "bin"
 # A tool environment nobody has used for this long is a leftover of older code.
 _STALE_AFTER = 24 * 3600
-
-
-class ToolUnavailable(RuntimeError):
-    """Raised when a tool's environment cannot be built (no uv, no PyPI)."""
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ class ToolEnvironment:
     venv: Path
 
     def script(self, name: str) -> Path:
-        return self.venv / _SCRIPTS / (f"{name}.exe" if sys.platform == "win32" else name)
+        return script(self.venv, name)
 
 
 def _sources_digest() -> str:
@@ -221,51 +219,19 @@ def build_tool_environment(
     renamed into place (``--relocatable``), so concurrent sessions never see half
     of one; environments of older code are removed after a day unused.
     """
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        raise ToolUnavailable("uv is not installed; it builds the tool environments")
     pins = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:8]
     python = f"py{sys.version_info.major}.{sys.version_info.minor}"
     prefix = f"{requirements[0].replace('==', '-')}-{python}-{pins}"
-    final = root / f"{prefix}-{_sources_digest()}"
-    if (final / ".complete").exists():
-        (final / ".complete").touch()  # in use: not stale
-        return ToolEnvironment(final)
-    root.mkdir(parents=True, exist_ok=True)
-    building = root / f".building-{secrets.token_hex(4)}"
-    venv_python = ToolEnvironment(building).script("python")
     local = [str(WORKSPACE / "packages" / package) for package in OUR_PACKAGES]
     # Never a build of our packages that uv cached for older code.
     refresh = [arg for package in OUR_PACKAGES for arg in ("--refresh-package", package)]
-    install = [uv, "pip", "install", "--quiet", "--python", str(venv_python), *refresh]
-    steps = [
-        [uv, "venv", "--quiet", "--python", sys.executable, "--relocatable", str(building)],
-        [*install, *requirements, *local],
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    try:
-        for argv in steps:
-            try:
-                result = subprocess.run(
-                    argv, capture_output=True, text=True, env=env, timeout=600, check=False
-                )
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                raise ToolUnavailable(f"could not build {requirements[0]}: {exc}") from exc
-            if result.returncode != 0:
-                raise ToolUnavailable(
-                    f"could not build {requirements[0]}: {result.stderr.strip()[-500:]}"
-                )
-        (building / ".complete").touch()
-        try:
-            building.rename(final)
-        except OSError:  # another session got there first
-            if not (final / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+    name = f"{prefix}-{_sources_digest()}"
+    final = build_venv(root, name, [*refresh, *requirements, *local], python=sys.executable)
+    (final / ".complete").touch()  # in use: not stale
     for old in root.glob(f"{prefix}-*"):
         marker = old / ".complete"
-        if old != final and marker.exists() and time.time() - marker.stat().st_mtime > _STALE_AFTER:
+        stale = marker.exists() and time.time() - marker.stat().st_mtime > _STALE_AFTER
+        if old != final and stale:
             shutil.rmtree(old, ignore_errors=True)
     return ToolEnvironment(final)
 

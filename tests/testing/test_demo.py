@@ -13,8 +13,11 @@ import pytest
 
 from menda.testing.demo import CLIENT_SECRET, HOST, STEPS
 
-# Anything shaped like a token the emulator mints (access, refresh, registry, client secret).
-TOKEN_RE = re.compile(r"\b(?:mat|mrt|caat|mcs)_[A-Za-z0-9_\-]{8,}")
+# Anything shaped like a token the emulator mints (access, id, refresh, device code, client
+# secret) or a CodeArtifact token (five base64url parts).
+TOKEN_RE = re.compile(
+    r"\b(?:mat|mit|mrt|mdc|mcs)_[A-Za-z0-9_\-]{8,}|\beyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-.]{8,}"
+)
 
 
 def _clean_env(**overrides: str) -> dict[str, str]:
@@ -78,6 +81,28 @@ def test_demo_shows_cache_files_private_and_warm_install_without_requests(
 
 
 @pytest.mark.e2e
+def test_demo_shows_the_user_path_login_then_install_without_signing_in_again(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    out = demo_run.stdout
+    assert "menda-keyring login --host http://127.0.0.1:" in out
+    assert re.search(r"\.token\s+mode 0600\s+the Menda CLI's logins: me", out)
+    assert "requests to menda cloud: 0 token, 1 registry exchange" in out
+
+
+@pytest.mark.e2e
+def test_demo_prints_commands_a_user_can_copy_and_labels_servers_truthfully(
+    demo_run: subprocess.CompletedProcess[str],
+) -> None:
+    out = demo_run.stdout
+    # Each command carries the environment it needs to reach the demo's servers.
+    command = r"\$ HOME=\S+ HTTPS_PROXY=http://127\.0\.0\.1:\d+ .*SSL_CERT_FILE=\S+ .*uv pip"
+    assert re.search(command, out)
+    assert "CodeArtifact proxy (TLS) http://" not in out
+    assert "HTTPS proxy (a forward proxy at http://127.0.0.1:" in out
+
+
+@pytest.mark.e2e
 def test_demo_shows_the_users_one_line_for_a_missing_profile(
     demo_run: subprocess.CompletedProcess[str],
 ) -> None:
@@ -117,7 +142,7 @@ def test_demo_keep_leaves_the_home_with_config_and_cache(uv_available: None) -> 
         assert (entries / "m2m-profile%3Adefault.json").is_file()
         # --quiet keeps to the step lines and the summary.
         assert "client_secret" not in result.stdout
-        assert "[7/8] Failure example skipped" in result.stdout
+        assert "[9/10] Failure example skipped" in result.stdout
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -16,14 +16,19 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "PUBLISHED_CLI",
     "PUBLISHED_KEYRING",
     "PublishedClients",
-    "PublishedClientsUnavailable",
+    "VenvUnavailable",
     "build_published_clients",
+    "build_venv",
+    "script",
 ]
 
 PUBLISHED_CLI = "menda-cli==0.5.0"
@@ -31,8 +36,8 @@ PUBLISHED_KEYRING = "menda-keyring==0.0.2"
 _BIN = "Scripts" if sys.platform == "win32" else "bin"
 
 
-class PublishedClientsUnavailable(RuntimeError):
-    """Raised when the environments cannot be built (no uv, no PyPI)."""
+class VenvUnavailable(RuntimeError):
+    """Raised when a test environment cannot be built (no uv, no PyPI)."""
 
 
 class PublishedClients(NamedTuple):
@@ -42,36 +47,40 @@ class PublishedClients(NamedTuple):
     keyring: str  # `keyring` with menda-keyring 0.0.2 beside it
 
 
-def _script(venv: Path, name: str) -> str:
-    return str(venv / _BIN / (f"{name}.exe" if sys.platform == "win32" else name))
+def script(venv: Path, name: str) -> Path:
+    """The console script ``name`` of the virtual environment ``venv``."""
+    return venv / _BIN / (f"{name}.exe" if sys.platform == "win32" else name)
 
 
-def _venv(uv: str, root: Path, requirement: str) -> Path:
-    """A Python 3.11 virtual environment with ``requirement``, built once per version.
+def build_venv(root: Path, name: str, install: Sequence[str], *, python: str = "3.11") -> Path:
+    """``root/name``: a virtual environment with ``uv pip install <install>``, built once.
 
     Built under a temporary name and renamed into place (it is relocatable), so
-    concurrent sessions never see half of one.
+    concurrent sessions never see half of one. Raises ``VenvUnavailable``.
     """
-    final = root / f"{requirement.replace('==', '-')}-py3.11"
+    final = root / name
     if (final / ".complete").exists():
         return final
+    uv = os.environ.get("UV") or shutil.which("uv")
+    if not uv:
+        raise VenvUnavailable("uv is not installed; it builds the test environments")
     root.mkdir(parents=True, exist_ok=True)
     building = root / f".building-{secrets.token_hex(4)}"
-    python = building / _BIN / ("python.exe" if sys.platform == "win32" else "python")
     steps = [
-        [uv, "venv", "--quiet", "--python", "3.11", "--relocatable", str(building)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), requirement],
+        [uv, "venv", "--quiet", "--python", python, "--relocatable", str(building)],
+        [uv, "pip", "install", "--quiet", "--python", str(script(building, "python")), *install],
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     try:
         for argv in steps:
-            result = subprocess.run(
-                argv, capture_output=True, text=True, env=env, timeout=300, check=False
-            )
-            if result.returncode != 0:
-                raise PublishedClientsUnavailable(
-                    f"could not build {requirement}: {result.stderr.strip()[-500:]}"
+            try:
+                result = subprocess.run(
+                    argv, capture_output=True, text=True, env=env, timeout=600, check=False
                 )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise VenvUnavailable(f"could not build {name}: {exc}") from exc
+            if result.returncode != 0:
+                raise VenvUnavailable(f"could not build {name}: {result.stderr.strip()[-500:]}")
         (building / ".complete").touch()
         try:
             building.rename(final)
@@ -85,11 +94,12 @@ def _venv(uv: str, root: Path, requirement: str) -> Path:
 
 def build_published_clients(root: Path | None = None) -> PublishedClients:
     """Build (or reuse) both environments; raises ``PublishedClientsUnavailable``."""
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        raise PublishedClientsUnavailable("uv is not installed; it builds the environments")
     root = root or Path.home() / ".cache" / "menda-keyring-tests"
+
+    def venv(requirement: str) -> Path:
+        return build_venv(root, f"{requirement.replace('==', '-')}-py3.11", [requirement])
+
     return PublishedClients(
-        menda=_script(_venv(uv, root, PUBLISHED_CLI), "menda"),
-        keyring=_script(_venv(uv, root, PUBLISHED_KEYRING), "keyring"),
+        menda=str(script(venv(PUBLISHED_CLI), "menda")),
+        keyring=str(script(venv(PUBLISHED_KEYRING), "keyring")),
     )
