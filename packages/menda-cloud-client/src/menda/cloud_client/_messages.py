@@ -19,6 +19,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from menda.core_auth import ENV_HOST, ENV_TIMEOUT, utcnow
 from menda.error import MendaCloudAPIError
+from menda.error.exceptions import printable as escape_unprintable
 
 __all__ = [
     "BUSY",
@@ -53,23 +54,13 @@ _WWW_AUTH_ERROR = re.compile(r'error="?([A-Za-z0-9_.-]+)"?')
 # errors): the client secret travels there, so it is cut wherever it appears.
 _QUERY = re.compile(r"\?[^\s'\")]*=[^\s'\")]*")
 _WHITESPACE = re.compile(r"[\t\n\r\v\f]+")
-# What must never reach a terminal as is: C0 and C1 controls, DEL, lone surrogates,
-# and the characters that reorder or hide text (bidi embeddings, overrides and
-# isolates, LRM/RLM/ALM, zero-width characters, line and paragraph separators, BOM).
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
-)
 _POOL_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def printable(text: str) -> str:
-    """``text`` on one line, every control or bidi character shown as an escape (``\\u202e``)."""
-    return _UNPRINTABLE.sub(_escape, _WHITESPACE.sub(" ", text))
+    """``text`` on one line, every other control or bidi character shown as an escape
+    (``\\u202e``): what must never reach a terminal as is."""
+    return escape_unprintable(_WHITESPACE.sub(" ", text))
 
 
 def clean(text: str, secrets: Iterable[str] = (), limit: int = MAX_TEXT) -> str:

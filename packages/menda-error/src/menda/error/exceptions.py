@@ -14,10 +14,14 @@
     └── MendaCloudAPIError        (.status_code, .error, .request_id)
 
 Messages are built by the raiser and say what was wrong, where, and how to fix
-it. They never contain a secret: callers pass names and paths, not values.
+it. They never contain a secret: callers pass names and paths, not values. And
+``str()`` of one is always safe to print on a terminal: a control or bidi
+character that came in with a path or a server's text is shown as an escape.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "ConfigFileNotFoundError",
@@ -33,16 +37,38 @@ __all__ = [
 ]
 
 
+# C0 and C1 controls, DEL, bidi embeddings, overrides and isolates, directional and
+# zero-width marks, line and paragraph separators, BOM, lone surrogates.
+_UNPRINTABLE = (
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+_unprintable: re.Pattern[str] | None = None
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or bidi character shown as an escape (``\\u202e``)."""
+    global _unprintable  # noqa: PLW0603 - compiled on first use, off the start-up path
+    if _unprintable is None:
+        _unprintable = re.compile(_UNPRINTABLE)
+    return _unprintable.sub(_escape, text)
+
+
 class MendaError(Exception):
     """Base class of every error raised by Menda packages."""
 
     @property
     def message(self) -> str:
-        """The human-readable message."""
+        """The human-readable message, as the raiser built it."""
         return str(self.args[0]) if self.args else ""
 
     def __str__(self) -> str:
-        return self.message
+        # Safe to print whatever a path or a server put in it.
+        return printable(self.message)
 
 
 class MendaConfigError(MendaError):

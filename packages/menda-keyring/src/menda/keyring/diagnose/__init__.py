@@ -59,7 +59,11 @@ def _cache_section(
         "directory": str(cache.directory),
         "exists": cache.directory.is_dir(),
         "entries_dir": str(cache.entries_dir),
+        # Why our entries are not used (a directory others could write), or None.
+        "problem": cache.problem,
     }
+    if section["problem"] is not None:
+        problems.append(f"the token cache is not used: {section['problem']}")
     if identity.auth_type == "u2m":
         section["login"], login = probes.login(cache, identity.profile or "", now)
         if not check:

@@ -119,6 +119,8 @@ def _entry(label: str, entry: Mapping[str, Any]) -> list[tuple[str, object]]:
 def _cache(cache: Mapping[str, Any]) -> list[str]:
     exists = "" if cache["exists"] else " (does not exist yet)"
     rows: list[tuple[str, object]] = [("directory", cache["directory"] + exists)]
+    if cache.get("problem"):
+        rows.append(("", f"not used: {cache['problem']}"))
     if "login" in cache:
         rows += _login(cache["login"])
     if "access_token" in cache:
