@@ -4,6 +4,7 @@ It speaks menda cloud's contract as the published Menda clients do (docs/cloud-a
 client credentials in the query string, the registry exchange with an
 ``authorizationToken: Bearer`` header and no body, user logins from the Menda
 CLI's token file, refreshed through the tenant's public client when expired.
+The user-login half is in ``_user.py``, the M2M access-token half in ``_m2m.py``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from menda.cloud_client._deadline import DEFAULT_DEADLINE, Deadline
-from menda.cloud_client._hints import (
-    CLIENT_HINTS,
-    PLAIN_HINTS,
-    REGISTRY_HINTS,
-    REGISTRY_PATH,
-    TOKEN_PATH,
-    WHOAMI_PATH,
-)
+from menda.cloud_client._hints import PLAIN_HINTS, REGISTRY_HINTS, REGISTRY_PATH, WHOAMI_PATH
 from menda.cloud_client._models import RegistryCredential
 from menda.cloud_client._user import UserLogins
 from menda.core_auth import ENV_TIMEOUT, RegistryToken, TokenCache, utcnow
@@ -192,57 +186,19 @@ class MendaCloudClient(UserLogins):
     def _bearer(self, rejected: str | None = None) -> str:
         """A valid token other than ``rejected`` (one menda cloud just refused)."""
         if self.identity.auth_type == "m2m":
-            return self._m2m_token(rejected).access_token
+            # Imported past the registry-token hit: a warm lookup needs no access token.
+            from menda.cloud_client._m2m import m2m_token
+
+            return m2m_token(self, rejected).access_token
         return self._user_login(rejected).bearer
 
-    # -- M2M -----------------------------------------------------------------
-
-    def _load_m2m(self) -> AccessToken | None:
-        identity = self.identity
-        return self.cache.load_access_token(
-            identity.cache_key, host=identity.host, client_id=identity.client_id or ""
-        )
-
-    def _m2m_token(self, rejected: str | None) -> AccessToken:
-        key = self.identity.cache_key
-        token = self._load_m2m()
-        if token is not None and token.access_token != rejected and token.is_valid():
-            log.debug("access token cache hit for %r", key)
-            return token
-        log.debug("access token cache miss for %r", key)
-        lock = self.cache.lock(key, timeout=self._lock_wait())
-        with lock as held:
-            if not held:
-                log.debug("went on without the lock on access token %r", key)
-            token = self._load_m2m()
-            if token is not None and token.access_token != rejected and token.is_valid():
-                log.debug("access token for %r written by another process", key)
-                return token
-            self._after_lock_wait(lock, "access token")
-            token = self.client_credentials()
-            if not self.cache.store_access_token(key, token):
-                log.debug("could not cache the access token for %r", key)
-            return token
+    # -- M2M (in _m2m.py) --------------------------------------------------------
 
     def client_credentials(self) -> AccessToken:
         """A new access token for the M2M identity from the token endpoint (not cached)."""
-        identity = self.identity
-        client_id = identity.client_id or ""
-        with self._one_call():
-            body = self._request(
-                "POST",
-                TOKEN_PATH,
-                params={
-                    "grant_type": "client_credentials",
-                    "client_id": client_id,
-                    "client_secret": identity.client_secret or "",
-                },
-                hints=CLIENT_HINTS,
-            )
-        from menda.cloud_client._parse import m2m_token_from_body
+        from menda.cloud_client._m2m import client_credentials
 
-        what = f"POST {TOKEN_PATH} at {identity.host}"
-        return m2m_token_from_body(body, what, host=identity.host, client_id=client_id)
+        return client_credentials(self)
 
     # -- registry tokens -----------------------------------------------------
 
@@ -312,10 +268,8 @@ class MendaCloudClient(UserLogins):
             raise failure
 
     def _load_registry(self, key: str, parts: tuple[str, str, str]) -> RegistryCredential | None:
-        token = self.cache.load_registry_token(
-            key, host=self.identity.host, identity=self.identity.cache_key, registry=parts
-        )
-        if token is None or not token.is_valid():
+        token = self.cache.registry_token_for(self.identity, *parts)
+        if token is None:
             return None
         log.debug("registry token cache hit for %s", key)
         return RegistryCredential(token=token.token, expires_at=token.expires_at, from_cache=True)

@@ -16,13 +16,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from menda.core_auth._access import ACCESS_TOKEN_MARGIN, AccessToken
     from menda.core_auth._cache import (
-        ACCESS_TOKEN_MARGIN,
         REGISTRY_TOKEN_MARGIN,
-        AccessToken,
         RegistryToken,
         TokenCache,
-        default_cache_dir,
         registry_cache_key,
     )
     from menda.core_auth._clock import set_clock, utcnow
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
         ENV_PROFILE_ID,
         ENV_TIMEOUT,
         ENV_TOKEN_CACHE_DIR,
+        default_cache_dir,
     )
     from menda.core_auth._host import normalize_host
     from menda.core_auth._login import CliTokenFile, Login, LoginFileState
@@ -45,13 +44,11 @@ if TYPE_CHECKING:
 
 # Which module each public name lives in.
 _MODULES = {
+    "_access": ("ACCESS_TOKEN_MARGIN", "AccessToken"),
     "_cache": (
-        "ACCESS_TOKEN_MARGIN",
         "REGISTRY_TOKEN_MARGIN",
-        "AccessToken",
         "RegistryToken",
         "TokenCache",
-        "default_cache_dir",
         "registry_cache_key",
     ),
     "_clock": ("set_clock", "utcnow"),
@@ -65,6 +62,7 @@ _MODULES = {
         "ENV_PROFILE_ID",
         "ENV_TIMEOUT",
         "ENV_TOKEN_CACHE_DIR",
+        "default_cache_dir",
     ),
     "_host": ("normalize_host",),
     "_login": ("CliTokenFile", "Login", "LoginFileState"),

@@ -5,22 +5,25 @@ has no place for a host or a registry token, so our entries (M2M access tokens,
 CodeArtifact tokens) live beside it in ``menda-keyring/``, one JSON file per
 key. A broken cache never breaks a login: every read problem is a miss, every
 write problem is "work without caching". Nothing here raises on bad files.
+
+The M2M access token's half (``AccessToken``, its entry) is in ``_access.py``:
+a lookup answered from a cached registry token never loads it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from menda.core_auth._env import ENV_TOKEN_CACHE_DIR, HomeUnknownError, env_value, home
+from menda.core_auth._env import default_cache_dir
 from menda.core_auth._files import (
     FileLock,
     atomic_write,
     ensure_private_dir,
+    fix_for_dir,
     private_dir_problem,
     read_regular_file,
 )
@@ -30,13 +33,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
 
+    from menda.core_auth._access import AccessToken
     from menda.core_auth._login import CliTokenFile
+    from menda.core_auth._resolve import Identity
 
 __all__ = [
-    "ACCESS_TOKEN_MARGIN",
     "ENTRIES_DIR_NAME",
     "REGISTRY_TOKEN_MARGIN",
-    "AccessToken",
     "RegistryToken",
     "TokenCache",
     "default_cache_dir",
@@ -45,13 +48,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: An access token is used only while it has more than this left.
-ACCESS_TOKEN_MARGIN = timedelta(seconds=60)
 #: A registry token is used only while it has more than this left (an install that
 #: starts now must not outlive its token).
 REGISTRY_TOKEN_MARGIN = timedelta(minutes=15)
-# An access token expiring further ahead than this is suspect (clock skew, a bad writer).
-_ACCESS_TOKEN_MAX_AHEAD = timedelta(hours=24)
 # CodeArtifact tokens last at most 12 h; allow a little skew on top.
 _REGISTRY_TOKEN_MAX_AHEAD = timedelta(hours=12, minutes=5)
 
@@ -65,30 +64,9 @@ _SAFE_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # The rule menda-cloud-client applies to every token it receives: an entry holding
 # anything else was not written by us, and would break a header or the installer.
 _MAX_TOKEN_LENGTH = 16 * 1024
-_BAD_TOKEN = "the token holds characters a token cannot have, or is too long"  # noqa: S105
-
-
-class AccessToken(NamedTuple):
-    """A cached M2M access token; the token value never shows in its repr."""
-
-    # A NamedTuple rather than a frozen dataclass: building a dataclass costs
-    # about 0.3 ms at import, and keyring imports this on every install.
-
-    access_token: str
-    expires_at: datetime
-    host: str
-    client_id: str
-    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
-
-    def is_valid(self, now: datetime | None = None) -> bool:
-        """True when more than 60 s are left and the expiry is not implausibly far away."""
-        return is_fresh(self.expires_at, now, ACCESS_TOKEN_MARGIN, _ACCESS_TOKEN_MAX_AHEAD)
-
-    def __repr__(self) -> str:
-        return (
-            f"AccessToken(access_token='***', expires_at={self.expires_at!r}, "
-            f"host={self.host!r}, client_id={self.client_id!r}, token_type={self.token_type!r})"
-        )
+# Why an entry is not used; _access.py gives the same reasons for access tokens.
+BAD_TOKEN = "the token holds characters a token cannot have, or is too long"  # noqa: S105
+NO_ENTRY = "no entry, or the entry is not a readable JSON object"
 
 
 class RegistryToken(NamedTuple):
@@ -132,23 +110,7 @@ def escape_key(key: str) -> str:
     )
 
 
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Return ``MENDA_TOKEN_CACHE_DIR`` (``~`` expanded) or ``~/.menda/tokens/cache``.
-
-    Raises ``RuntimeError`` when the home directory cannot be determined.
-    """
-    env = os.environ if environ is None else environ
-    override = env_value(env, ENV_TOKEN_CACHE_DIR)
-    if override is not None:
-        path = Path(override)
-        return path.expanduser() if override.startswith("~") else path
-    try:
-        return home() / ".menda" / "tokens" / "cache"
-    except HomeUnknownError as exc:
-        raise RuntimeError(f"cannot locate the token cache: {exc}") from None
-
-
-def _str(entry: Mapping[str, Any], name: str) -> str:
+def text_field(entry: Mapping[str, Any], name: str) -> str:
     """The field as a non-empty string; raises ``ValueError`` when it is not one."""
     value = entry.get(name)
     if not isinstance(value, str) or not value:
@@ -164,17 +126,6 @@ def token_is_sound(value: str) -> bool:
         and value.isprintable()
         and " " not in value
     )
-
-
-def _fix_for(path: Path, problem: str) -> str:
-    if problem.startswith("is writable"):
-        return f"Make it private: chmod 700 {path}"
-    if problem.startswith("is owned"):
-        return (
-            f"Remove it, or set {ENV_TOKEN_CACHE_DIR} to a directory of your own "
-            "(menda-keyring creates it with mode 0700)"
-        )
-    return f"Remove it (rm {path}); menda-keyring recreates it as a directory with mode 0700"
 
 
 def same_host(cached: str, host: str) -> bool:
@@ -245,7 +196,7 @@ class TokenCache:
         for path, follow in ((self.directory, True), (self.entries_dir, False)):
             problem = private_dir_problem(path, follow_symlinks=follow)
             if problem is not None:
-                return f"{path} {problem}. {_fix_for(path, problem)}"
+                return f"{path} {problem}. {fix_for_dir(path, problem)}"
         return None
 
     def _safe(self) -> bool:
@@ -334,7 +285,7 @@ class TokenCache:
         token, why = self.check_access_token(key, host=host, client_id=client_id)
         if token is None:
             log.debug("access token entry %r not used: %s", key, why)
-            if why == _BAD_TOKEN:
+            if why == BAD_TOKEN:
                 self.delete(key)
         return token
 
@@ -343,37 +294,16 @@ class TokenCache:
     ) -> tuple[AccessToken | None, str]:
         """Like :meth:`load_access_token`, with the reason when there is no usable entry
         (the one source of truth for ``diagnose``)."""
-        entry = self.read_entry(key)
-        if entry is None:
-            return None, "no entry, or the entry is not a readable JSON object"
-        try:
-            fields = {n: _str(entry, n) for n in ("access_token", "host", "client_id")}
-            token_type = _str(entry, "token_type") if "token_type" in entry else "Bearer"
-        except ValueError as exc:
-            return None, f"field '{exc}' is missing or mistyped"
-        expires_at = parse_time(entry.get("expires_at"))
-        if expires_at is None:
-            return None, "'expires_at' is missing or not RFC 3339"
-        if not same_host(fields["host"], host):
-            return None, "it was issued by another host"
-        if fields["client_id"] != client_id:
-            return None, "it belongs to another client id"
-        if not token_is_sound(fields["access_token"]):
-            return None, _BAD_TOKEN
-        return AccessToken(fields["access_token"], expires_at, host, client_id, token_type), "ok"
+        # The access-token half loads past a registry-token miss only.
+        from menda.core_auth._access import access_token_from_entry
+
+        return access_token_from_entry(self.read_entry(key), host=host, client_id=client_id)
 
     def store_access_token(self, key: str, token: AccessToken) -> bool:
         """Write ``token`` under ``key``."""
-        return self.write_entry(
-            key,
-            {
-                "access_token": token.access_token,
-                "token_type": token.token_type,
-                "expires_at": format_time(token.expires_at),
-                "host": token.host,
-                "client_id": token.client_id,
-            },
-        )
+        from menda.core_auth._access import access_entry
+
+        return self.write_entry(key, access_entry(token))
 
     def load_registry_token(
         self, key: str, *, host: str, identity: str, registry: tuple[str, str, str]
@@ -383,9 +313,25 @@ class TokenCache:
         token, why = self.check_registry_token(key, host=host, identity=identity, registry=registry)
         if token is None:
             log.debug("registry token entry %r not used: %s", key, why)
-            if why == _BAD_TOKEN:
+            if why == BAD_TOKEN:
                 self.delete(key)
         return token
+
+    def registry_token_for(
+        self, identity: Identity, domain: str, owner: str, region: str
+    ) -> RegistryToken | None:
+        """The identity's cached CodeArtifact token for that registry, when usable now.
+
+        The one test of "answer from the cache": the keyring backend asks it before
+        loading the HTTP client at all, and the client asks it again under the lock.
+        """
+        token = self.load_registry_token(
+            identity.registry_key(domain, owner, region),
+            host=identity.host,
+            identity=identity.cache_key,
+            registry=(domain, owner, region),
+        )
+        return token if token is not None and token.is_valid() else None
 
     def check_registry_token(
         self, key: str, *, host: str, identity: str, registry: tuple[str, str, str]
@@ -393,10 +339,10 @@ class TokenCache:
         """Like :meth:`load_registry_token`, with the reason when there is no usable entry."""
         entry = self.read_entry(key)
         if entry is None:
-            return None, "no entry, or the entry is not a readable JSON object"
+            return None, NO_ENTRY
         names = ("token", "host", "identity", "domain", "domain_owner", "region")
         try:
-            fields = {name: _str(entry, name) for name in names}
+            fields = {name: text_field(entry, name) for name in names}
         except ValueError as exc:
             return None, f"field '{exc}' is missing or mistyped"
         expires_at = parse_time(entry.get("expires_at"))
@@ -409,7 +355,7 @@ class TokenCache:
         if registry != (fields["domain"], fields["domain_owner"], fields["region"]):
             return None, "it is for another registry"
         if not token_is_sound(fields["token"]):
-            return None, _BAD_TOKEN
+            return None, BAD_TOKEN
         return RegistryToken(fields["token"], expires_at, host, identity, *registry), "ok"
 
     def store_registry_token(self, key: str, token: RegistryToken) -> bool:

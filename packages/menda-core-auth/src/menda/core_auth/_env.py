@@ -17,6 +17,10 @@ __all__ = [
     "ENV_PROFILE_ID",
     "ENV_TIMEOUT",
     "ENV_TOKEN_CACHE_DIR",
+    "HomeUnknownError",
+    "default_cache_dir",
+    "env_value",
+    "home",
 ]
 
 ENV_CLIENT_ID = "MENDA_CLIENT_ID"
@@ -51,3 +55,22 @@ def env_value(environ: Mapping[str, str], name: str) -> str | None:
         return None
     value = value.strip()
     return value or None
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return ``MENDA_TOKEN_CACHE_DIR`` (``~`` expanded) or ``~/.menda/tokens/cache``.
+
+    Raises ``RuntimeError`` when the home directory cannot be determined.
+    """
+    import os
+    from pathlib import Path
+
+    env = os.environ if environ is None else environ
+    override = env_value(env, ENV_TOKEN_CACHE_DIR)
+    if override is not None:
+        path = Path(override)
+        return path.expanduser() if override.startswith("~") else path
+    try:
+        return home() / ".menda" / "tokens" / "cache"
+    except HomeUnknownError as exc:
+        raise RuntimeError(f"cannot locate the token cache: {exc}") from None

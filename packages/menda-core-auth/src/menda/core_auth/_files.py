@@ -25,6 +25,7 @@ __all__ = [
     "NotOursError",
     "atomic_write",
     "ensure_private_dir",
+    "fix_for_dir",
     "private_dir_problem",
     "read_regular_file",
     "remove_stale_temporaries",
@@ -349,3 +350,17 @@ class FileLock:
         finally:
             self._held = False
             os.close(fd)
+
+
+def fix_for_dir(path: Path, problem: str) -> str:
+    """What to do about a directory :func:`private_dir_problem` refused."""
+    from menda.core_auth._env import ENV_TOKEN_CACHE_DIR
+
+    if problem.startswith("is writable"):
+        return f"Make it private: chmod 700 {path}"
+    if problem.startswith("is owned"):
+        return (
+            f"Remove it, or set {ENV_TOKEN_CACHE_DIR} to a directory of your own "
+            "(menda-keyring creates it with mode 0700)"
+        )
+    return f"Remove it (rm {path}); menda-keyring recreates it as a directory with mode 0700"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from menda.error.exceptions import InvalidConfigError
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from menda.error.exceptions import InvalidConfigError
 
 __all__ = ["normalize_host"]
 
@@ -34,6 +37,9 @@ def normalize_host(value: str, *, setting: str) -> str:
     from urllib.parse import urlsplit
 
     def fail(why: str, shown: str | None = None) -> InvalidConfigError:
+        # Imported only to fail: a good host (every warm lookup) never needs it.
+        from menda.error.exceptions import InvalidConfigError
+
         shown_part = f" {shown!r}" if shown is not None else ""
         return InvalidConfigError(
             f"{setting}{shown_part} {why}. Set it to the menda cloud base URL, "

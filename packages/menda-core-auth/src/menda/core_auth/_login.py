@@ -33,7 +33,6 @@ _MAX_AHEAD = timedelta(hours=24).total_seconds()
 _KEYS = ("id_token", "access_token", "refresh_token", "expires_in", "token_type", "cached_at")
 _MAX_FILE_BYTES = 1 << 20
 _LOCK_NAME = ".token.lock"
-_MAX_TOKEN = 16 * 1024
 
 
 class Login(NamedTuple):
@@ -120,11 +119,13 @@ def login_from_section(values: Mapping[str, str]) -> Login | None:
             return None
         if not math.isfinite(cached_at):
             return None
+    from menda.core_auth._cache import token_is_sound
+
     id_token = values.get("id_token", "").strip()
     refresh_token = values.get("refresh_token", "").strip()
     # A value that no HTTP header can carry is not a token: no login, rather than a
     # request that fails on our side.
-    if not all(_token_text(v) for v in (access_token, id_token, refresh_token) if v):
+    if not all(token_is_sound(v) for v in (access_token, id_token, refresh_token) if v):
         return None
     return Login(
         access_token=access_token,
@@ -134,11 +135,6 @@ def login_from_section(values: Mapping[str, str]) -> Login | None:
         refresh_token=refresh_token,
         cached_at=cached_at,
     )
-
-
-def _token_text(value: str) -> bool:
-    """Visible ASCII, at most 16 KiB: what menda cloud's tokens are made of."""
-    return len(value) <= _MAX_TOKEN and value.isascii() and value.isprintable() and " " not in value
 
 
 class LoginFileState(NamedTuple):

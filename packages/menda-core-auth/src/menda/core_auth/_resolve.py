@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from menda.core_auth._env import ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_HOST, env_value
 from menda.core_auth._host import normalize_host
-from menda.error.exceptions import ConfigFileNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -107,6 +106,7 @@ def resolve_identity(environ: Mapping[str, str] | None = None) -> Identity:
         )
     # The config file's reader is loaded only when there is a file to read.
     from menda.core_auth._config import load_profile
+    from menda.error.exceptions import ConfigFileNotFoundError
 
     try:
         profile = load_profile(environ=env)

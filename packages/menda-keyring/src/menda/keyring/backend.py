@@ -96,12 +96,26 @@ class MendaCodeArtifactKeyring(KeyringBackend):
 def _fetch_token(target: CodeArtifactService) -> str:
     # Imported here, not at module level: these are only needed for a
     # CodeArtifact service, and keyring loads this module on every run.
-    from menda.cloud_client import MendaCloudClient
-    from menda.core_auth import resolve_identity
+    from menda.core_auth import TokenCache, resolve_identity
 
     identity = resolve_identity()
     log.debug("resolved %r for %s", identity, target.endpoint)
-    client = MendaCloudClient(identity, user_agent_extra=_user_agent())
+    cache = TokenCache()
+    # A warm lookup is answered here, before the HTTP client (and requests behind it)
+    # is even imported: this runs on every install.
+    cached = cache.registry_token_for(identity, target.domain, target.domain_owner, target.region)
+    if cached is not None:
+        log.debug(
+            "registry token cache hit: token for %s-%s (%s) valid until %s (from cache)",
+            target.domain,
+            target.domain_owner,
+            target.region,
+            cached.expires_at.isoformat(),
+        )
+        return cached.token
+    from menda.cloud_client import MendaCloudClient
+
+    client = MendaCloudClient(identity, cache=cache, user_agent_extra=_user_agent())
     credential = client.registry_token(_registry_request(target))
     log.debug(
         "token for %s-%s (%s) valid until %s%s",
