@@ -1,4 +1,5 @@
-"""Fixtures for menda.cloud_client, on top of menda.testing's (menda_home, menda_cloud, ...)."""
+"""Fixtures for menda.cloud_client, on top of menda.testing's (menda_home, menda_cloud, ...)
+and tests/conftest.py's (``waits``)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import time
 import pytest
 
 from menda.core_auth import Identity, TokenCache, resolve_identity
-from menda.testing import UserLogin
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome, UserLogin
 
 
 @pytest.fixture
@@ -45,14 +44,6 @@ def alice(u2m: Identity, menda_home: MendaHome, menda_cloud: MendaCloudEmulator)
 @pytest.fixture
 def cache(menda_home: MendaHome) -> TokenCache:
     return TokenCache(menda_home.cache_dir)
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the client's back-off waits instead of sleeping them."""
-    recorded: list[float] = []
-    monkeypatch.setattr("menda.cloud_client._http._sleep", recorded.append)
-    return recorded
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from menda.core_auth import CliTokenFile
-from menda.testing import CLI_TOKEN_KEYS, UserLogin
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import CLI_TOKEN_KEYS, MendaCloudEmulator, MendaHome, UserLogin
 
 PROCESSES = 8
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from urllib.parse import quote, quote_plus
@@ -13,18 +12,10 @@ import pytest
 from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import Identity, TokenCache, format_time, resolve_identity
 from menda.error import MendaCloudAPIError, NoCachedLoginError
-from menda.testing import Status, cache_file_name
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome, Status, cache_file_name, unused_port
 
 REGISTRY = RegistryRequest("menda-private", "058264169513", "eu-west-1", "menda-plugins", "pypi")
 PARTS = (REGISTRY.domain, REGISTRY.domain_owner, REGISTRY.region)
-
-
-def _dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_a_netrc_entry_never_replaces_our_credentials(
@@ -51,7 +42,7 @@ def test_an_unreachable_proxy_is_named_in_the_error(
 ) -> None:
     # Proxies are never used for a loopback host, so this host is a remote one (never
     # resolved: the proxy is asked for it, and the proxy is not there).
-    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_dead_port()}")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{unused_port()}")
     identity = Identity(
         host="https://api.menda.example",
         auth_type="m2m",
@@ -81,7 +72,7 @@ def test_a_loopback_host_is_reached_directly_whatever_the_proxy_variables_say(
     variable: str,
 ) -> None:
     # A proxy would see the secret in clear text (http://) and is never what was meant.
-    monkeypatch.setenv(variable, f"http://127.0.0.1:{_dead_port()}")
+    monkeypatch.setenv(variable, f"http://127.0.0.1:{unused_port()}")
 
     assert MendaCloudClient(m2m, cache=cache, max_attempts=1).access_token()
     assert menda_cloud.count(endpoint="token") == 1

@@ -23,9 +23,18 @@ from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.cloud_client._client import deadline_from_env
 from menda.core_auth import CliTokenFile, Identity, utcnow
 from menda.error import MendaCloudAPIError, NoCachedLoginError
-from menda.testing import Delay, Drop, Malformed, NonJSON, Status, Truncate, UserLogin
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import (
+    Delay,
+    Drop,
+    Malformed,
+    MendaCloudEmulator,
+    MendaHome,
+    NonJSON,
+    Status,
+    Truncate,
+    UserLogin,
+    unused_port,
+)
 
 REGISTRY = RegistryRequest("menda-private", "058264169513", "eu-west-1", "menda-plugins", "pypi")
 
@@ -817,12 +826,6 @@ SECRET = "zq9-SECRET-kiwi+/:%#;=&?-7x"
 _LEAKS = (SECRET, quote(SECRET, safe=""), quote_plus(SECRET), "zq9-SECRET-kiwi", "client_secret=")
 
 
-def _dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     "failure",
     [
@@ -857,7 +860,7 @@ def test_the_client_secret_never_shows_in_errors_tracebacks_or_debug_logs(
         f"&client_secret={quote_plus(SECRET)}"
     )
     if failure == "connection_refused":
-        host = f"http://127.0.0.1:{_dead_port()}"
+        host = f"http://127.0.0.1:{unused_port()}"
     elif failure == "read_timeout":
         menda_cloud.inject("token", Delay(1.0), times=3)
         timeout = (2.0, 0.1)
@@ -868,7 +871,7 @@ def test_the_client_secret_never_shows_in_errors_tracebacks_or_debug_logs(
     elif failure == "proxy_unreachable":
         # Proxies are never used for a loopback host: this one is not, and never resolved.
         host = "https://api.menda.example"
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_dead_port()}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{unused_port()}")
     elif failure == "dropped":
         menda_cloud.inject("token", Drop(), times=3)
     elif failure == "truncated":

@@ -17,13 +17,13 @@ from menda.error import MendaCloudAPIError, NoCachedLoginError
 from menda.testing import (
     CLI_TOKEN_KEYS,
     Malformed,
+    MendaCloudEmulator,
+    MendaHome,
     NonJSON,
     Status,
     UserLogin,
     read_cli_token_file,
 )
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
 
 REGISTRY = RegistryRequest("menda-private", "058264169513", "eu-west-1")
 STATUSES = st.sampled_from([200, 400, 401, 403, 404, 409, 429, 500, 502, 503])

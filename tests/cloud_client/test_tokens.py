@@ -27,15 +27,17 @@ from menda.core_auth import Identity, Login, TokenCache, format_time, resolve_id
 from menda.error import MendaCloudAPIError, NoCachedLoginError
 from menda.testing import (
     CLI_TOKEN_KEYS,
+    FakeClock,
     Malformed,
+    MendaCloudEmulator,
+    MendaHome,
     Status,
     UserLogin,
     cache_file_name,
+    format_rfc3339,
     write_cache_entry,
     write_legacy_cache_entry,
 )
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import FakeClock, MendaHome
 
 REGISTRY = RegistryRequest(
     domain="menda-private",
@@ -518,17 +520,13 @@ def test_discover_asks_for_the_host_name_and_returns_the_app_client_id(
 _OPAQUE = "caat_opaque-token-without-a-header"
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 _LIFETIMES: dict[str, tuple[Callable[[datetime], dict[str, Any]], timedelta]] = {
     "expires_at": (
-        lambda now: {"token": _OPAQUE, "expires_at": _rfc3339(now + timedelta(hours=2))},
+        lambda now: {"token": _OPAQUE, "expires_at": format_rfc3339(now + timedelta(hours=2))},
         timedelta(hours=2),
     ),
     "expiration": (
-        lambda now: {"token": _OPAQUE, "expiration": _rfc3339(now + timedelta(hours=3))},
+        lambda now: {"token": _OPAQUE, "expiration": format_rfc3339(now + timedelta(hours=3))},
         timedelta(hours=3),
     ),
     "expires_in": (lambda now: {"token": _OPAQUE, "expires_in": 5400}, timedelta(minutes=90)),

@@ -5,13 +5,10 @@ from __future__ import annotations
 import configparser
 import contextlib
 import json
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,12 +33,6 @@ SETTINGS = settings(
 )
 HOST = "https://api.example.menda.cloud"
 NOW = datetime(2026, 11, 27, 6, 0, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as name:
-        yield Path(name)
 
 
 # ----------------------------------------------------------------------------- config files

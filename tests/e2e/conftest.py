@@ -20,10 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from menda.testing import MendaCloudEmulator
-from menda.testing.codeartifact import FakeCodeArtifact
+from menda.testing import FakeCodeArtifact, MendaCloudEmulator, MendaHome
 from menda.testing.published import VenvUnavailable, build_venv, script
-from menda.testing.pytest_plugin import MendaHome
 
 # The tests skip on this: a tool's environment could not be built (no uv, no PyPI).
 ToolUnavailable = VenvUnavailable

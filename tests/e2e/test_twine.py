@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from menda.testing.wheels import build_wheel
+from menda.testing import build_wheel
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import E2E

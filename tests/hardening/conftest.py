@@ -1,5 +1,6 @@
-"""Shared pieces of the hardening tests: the real `keyring` CLI, an M2M set-up, and hostile
-servers on loopback (raw sockets, so they can misbehave in ways no HTTP library allows)."""
+"""Shared pieces of the hardening tests: the real `keyring` CLI, the M2M client that
+``m2m_env`` (tests/conftest.py) registers, and hostile servers on loopback (raw sockets,
+so they can misbehave in ways no HTTP library allows)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import trustme
 
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome, console_script
+from menda.testing import MendaHome, console_script
 
 DOMAIN, OWNER, REGION, REPOSITORY = "menda-private", "058264169513", "eu-west-1", "menda-plugins"
 ENDPOINT = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"
@@ -123,19 +123,9 @@ def kit() -> object:
 
 
 @pytest.fixture
-def m2m_env(
-    menda_home: MendaHome, menda_cloud: MendaCloudEmulator, monkeypatch: pytest.MonkeyPatch
-) -> dict[str, str]:
-    """M2M from the environment (in this process too); returns the env for a subprocess."""
-    menda_cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET)
-    trio = {
-        "MENDA_CLIENT_ID": CLIENT_ID,
-        "MENDA_CLIENT_SECRET": CLIENT_SECRET,
-        "MENDA_HOST": menda_cloud.url,
-    }
-    for name, value in trio.items():
-        monkeypatch.setenv(name, value)
-    return menda_home.env(**trio)
+def m2m_credentials() -> tuple[str, str]:
+    """The client ``m2m_env`` registers: the hardening client, which ``Secrets`` knows."""
+    return CLIENT_ID, CLIENT_SECRET
 
 
 class _Silent(BaseHTTPRequestHandler):

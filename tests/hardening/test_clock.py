@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from menda.core_auth import TokenCache, parse_time, resolve_identity
+from menda.core_auth import TokenCache, parse_time, resolve_identity, set_clock
 from menda.keyring.backend import MendaCodeArtifactKeyring
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.files import write_cache_entry
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome, format_rfc3339, write_cache_entry
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
 # CodeArtifact grants at most 12 h; entries further ahead (with a little skew) are suspect.
@@ -22,15 +21,18 @@ REGISTRY_TOKEN_MAX_AHEAD = timedelta(hours=12, minutes=5)
 INDEX = f"https://{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com/pypi/menda-plugins/simple/"
 
 
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+@pytest.fixture
+def local_clock() -> Iterator[Callable[[timedelta], None]]:
+    """``local_clock(offset)`` skews this machine's clock (as menda.core_auth sees it) by
+    ``offset``; menda cloud keeps real time. The clock is put back at teardown."""
+    replaced: list[Callable[[], datetime]] = []
 
+    def skew(offset: timedelta) -> None:
+        replaced.append(set_clock(lambda: datetime.now(timezone.utc) + offset))
 
-def _local_clock(monkeypatch: pytest.MonkeyPatch, offset: timedelta) -> None:
-    """Skew this machine's clock (as menda.core_auth sees it); menda cloud keeps real time."""
-    monkeypatch.setattr(
-        "menda.core_auth._clock._source", lambda: datetime.now(timezone.utc) + offset
-    )
+    yield skew
+    if replaced:
+        set_clock(replaced[0])
 
 
 def _registry_path(home: MendaHome) -> Path:
@@ -39,15 +41,16 @@ def _registry_path(home: MendaHome) -> Path:
 
 
 def test_registry_token_already_past_by_the_local_clock_is_returned_but_not_cached(
+    *,
     m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     menda_home: MendaHome,
-    monkeypatch: pytest.MonkeyPatch,
+    local_clock: Callable[[timedelta], None],
+    kr: MendaCodeArtifactKeyring,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The local clock runs 13 h ahead: a fresh 12 h CodeArtifact token is "already past".
-    _local_clock(monkeypatch, timedelta(hours=13))
-    kr = MendaCodeArtifactKeyring()  # type: ignore[no-untyped-call]
+    local_clock(timedelta(hours=13))
     with caplog.at_level(logging.DEBUG, logger="menda"):
         first = kr.get_password(INDEX, "aws")
         second = kr.get_password(INDEX, "aws")
@@ -73,7 +76,7 @@ def _seed_far_future(home: MendaHome, cloud: MendaCloudEmulator, client_id: str)
             **common,
             "access_token": "mat_from_the_far_future",
             "token_type": "Bearer",
-            "expires_at": _rfc3339(now + timedelta(days=10)),
+            "expires_at": format_rfc3339(now + timedelta(days=10)),
             "client_id": client_id,
         },
     )
@@ -83,7 +86,7 @@ def _seed_far_future(home: MendaHome, cloud: MendaCloudEmulator, client_id: str)
         {
             **common,
             "token": "caat_from_the_far_future",
-            "expires_at": _rfc3339(now + timedelta(days=30)),
+            "expires_at": format_rfc3339(now + timedelta(days=30)),
             "identity": identity.cache_key,
             "domain": DOMAIN,
             "domain_owner": OWNER,
@@ -118,14 +121,14 @@ def test_local_clock_far_behind_makes_good_entries_look_suspect_and_they_are_ref
     m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     menda_home: MendaHome,
-    monkeypatch: pytest.MonkeyPatch,
+    local_clock: Callable[[timedelta], None],
+    kr: MendaCodeArtifactKeyring,
 ) -> None:
-    kr = MendaCodeArtifactKeyring()  # type: ignore[no-untyped-call]
     first = kr.get_password(INDEX, "aws")
     assert first is not None
     assert kr.get_password(INDEX, "aws") == first  # a cache hit with the right clock
     # Two days behind: the 12 h token now seems to last 2.5 days, which no token does.
-    _local_clock(monkeypatch, -timedelta(days=2))
+    local_clock(-timedelta(days=2))
     second = kr.get_password(INDEX, "aws")
     assert second is not None
     assert second != first

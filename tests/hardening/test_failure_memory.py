@@ -16,17 +16,14 @@ import pytest
 from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import TokenCache, resolve_identity
 from menda.error import MendaCloudAPIError, MendaError
-from menda.testing import Status
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import FakeClock, MendaHome
+from menda.testing import FakeClock, MendaCloudEmulator, MendaHome, Status
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
 REGISTRY = RegistryRequest(DOMAIN, OWNER, REGION, "menda-plugins", "pypi")
 
 
-@pytest.fixture(autouse=True)
-def _no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("menda.cloud_client._http._sleep", lambda seconds: None)
+# Back-off waits are recorded, not slept.
+pytestmark = pytest.mark.usefixtures("waits")
 
 
 def _attempt(home: MendaHome, registry: RegistryRequest = REGISTRY) -> MendaError:

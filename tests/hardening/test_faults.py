@@ -33,9 +33,7 @@ import pytest
 from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import Identity, TokenCache, resolve_identity, utcnow
 from menda.keyring.backend import MendaCodeArtifactKeyring
-from menda.testing import Delay, Drop, Status, Truncate
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import Delay, Drop, MendaCloudEmulator, MendaHome, Status, Truncate
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
 ENDPOINT = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"
@@ -44,19 +42,6 @@ REGISTRY = RegistryRequest(DOMAIN, OWNER, REGION, "menda-plugins", "pypi")
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX modes and signals")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the client's back-off waits instead of sleeping them."""
-    recorded: list[float] = []
-    monkeypatch.setattr("menda.cloud_client._http._sleep", recorded.append)
-    return recorded
-
-
-@pytest.fixture
-def kr() -> MendaCodeArtifactKeyring:
-    return MendaCodeArtifactKeyring()  # type: ignore[no-untyped-call]
 
 
 def valid(cloud: MendaCloudEmulator, token: str | None) -> bool:
@@ -286,7 +271,7 @@ def test_read_only_file_system_under_the_cache_means_working_without_a_cache(
 
 def _old_registry_entry(cache: TokenCache, identity: Identity) -> tuple[Path, bytes]:
     """A registry entry the CLI left behind, too close to expiry to use: it will be refetched."""
-    from menda.testing.files import write_cache_entry
+    from menda.testing import write_cache_entry
 
     path = write_cache_entry(
         cache.directory,

@@ -29,8 +29,7 @@ import pytest
 
 from menda.core_auth import resolve_identity
 from menda.error import InvalidConfigError
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX links, modes, FIFOs")
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -51,7 +50,7 @@ def _entry_paths(home: MendaHome, env: dict[str, str], kit: Any) -> tuple[Path, 
     identity = resolve_identity(env)
     directory = home.own_cache_dir
     names = (identity.cache_key, identity.registry_key(kit.DOMAIN, kit.OWNER, kit.REGION))
-    from menda.testing.files import cache_file_name
+    from menda.testing import cache_file_name
 
     access, registry = (directory / cache_file_name(name) for name in names)
     return access, registry

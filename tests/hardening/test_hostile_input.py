@@ -12,8 +12,6 @@ Service names are covered in tests/keyring/test_service.py (3,300 examples).
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,12 @@ from hypothesis import strategies as st
 from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import Identity, TokenCache, load_profile
 from menda.error.exceptions import InvalidConfigError, MendaCloudAPIError, MendaConfigError
-from menda.testing import Status
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome, Status
 
 HOST = "https://api.example.menda.cloud"
 SECRET = "s3cret%(x)s#;LEAK"
 REGISTRY = RegistryRequest("menda-private", "058264169513", "eu-west-1", "menda-plugins", "pypi")
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-
-
-@pytest.fixture(scope="module")
-def scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as name:
-        yield Path(name)
 
 
 # ----------------------------------------------------------------------------- config files

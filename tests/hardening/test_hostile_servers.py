@@ -38,8 +38,7 @@ from typing import Any
 import pytest
 
 from menda.core_auth import TokenCache, resolve_identity
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome
 
 DEADLINE = 3
 # The bound on every process of a herd: the deadline plus 5 s.

@@ -21,8 +21,7 @@ import pytest
 
 from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import TokenCache, resolve_identity
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.pytest_plugin import MendaHome
+from menda.testing import MendaCloudEmulator, MendaHome
 
 OWNER, REGION = "058264169513", "eu-west-1"
 IDENTITIES = ("load-a", "load-b", "load-c", "load-d")

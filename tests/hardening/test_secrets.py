@@ -41,10 +41,22 @@ from menda.cloud_client import MendaCloudClient, RegistryRequest
 from menda.core_auth import TokenCache, load_profile, resolve_identity
 from menda.keyring import backend as backend_module
 from menda.keyring.backend import MendaCodeArtifactKeyring
-from menda.testing import Delay, Drop, Malformed, NonJSON, Status, Truncate
-from menda.testing.emulator import MendaCloudEmulator
-from menda.testing.files import cached_secrets, write_cache_entry, write_cached_login
-from menda.testing.pytest_plugin import MendaHome, console_script
+from menda.testing import (
+    Delay,
+    Drop,
+    Malformed,
+    MendaCloudEmulator,
+    MendaHome,
+    NonJSON,
+    Status,
+    Truncate,
+    cached_secrets,
+    console_script,
+    format_rfc3339,
+    unused_port,
+    write_cache_entry,
+    write_cached_login,
+)
 
 DOMAIN, OWNER, REGION = "menda-private", "058264169513", "eu-west-1"
 INDEX = f"https://{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com/pypi/menda-plugins/simple/"
@@ -58,16 +70,6 @@ SEEDED_REGISTRY = "sk-registry-5a3f8812"
 SEEDED = (CLIENT_SECRET, SEEDED_ACCESS, SEEDED_REFRESH, SEEDED_REGISTRY)
 # A query string of ours: it would carry the client secret or the refresh token.
 OUR_QUERY = re.compile(r"[?&](?:grant_type|client_id|client_secret|refresh_token|hostname)=")
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _dead_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -108,7 +110,7 @@ class Ctx:
             {
                 "access_token": SEEDED_ACCESS,
                 "token_type": "Bearer",
-                "expires_at": _rfc3339(datetime.now(timezone.utc) + timedelta(hours=1)),
+                "expires_at": format_rfc3339(datetime.now(timezone.utc) + timedelta(hours=1)),
                 "host": self.cloud.url,
                 "client_id": CLIENT_ID,
             },
@@ -121,7 +123,7 @@ class Ctx:
             identity.registry_key(DOMAIN, OWNER, REGION),
             {
                 "token": SEEDED_REGISTRY,
-                "expires_at": _rfc3339(datetime.now(timezone.utc) + timedelta(minutes=3)),
+                "expires_at": format_rfc3339(datetime.now(timezone.utc) + timedelta(minutes=3)),
                 "host": identity.host,
                 "identity": identity.cache_key,
                 "domain": DOMAIN,
@@ -159,12 +161,12 @@ def _tls(ctx: Ctx) -> None:
 
 
 def _refused(ctx: Ctx) -> None:
-    ctx.env_trio(host=f"http://127.0.0.1:{_dead_port()}")
+    ctx.env_trio(host=f"http://127.0.0.1:{unused_port()}")
 
 
 def _proxy_refused(ctx: Ctx) -> None:
     # A remote host (never resolved: the proxy would be asked for it) through a dead proxy.
-    ctx.monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_dead_port()}")
+    ctx.monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{unused_port()}")
     ctx.env_trio(host="https://api.menda.invalid")
 
 
@@ -441,8 +443,8 @@ def ctx(
     menda_cloud: MendaCloudEmulator,
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
+    waits: list[float],  # back-off waits are recorded, not slept
 ) -> Ctx:
-    monkeypatch.setattr("menda.cloud_client._http._sleep", lambda seconds: None)
     # Each line is printed once per process: start every scenario afresh.
     monkeypatch.setattr(backend_module, "_said", set())
     return Ctx(menda_home, menda_cloud, monkeypatch, request)

@@ -18,22 +18,6 @@ HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
 
 
-@pytest.fixture
-def kr() -> MendaCodeArtifactKeyring:
-    return MendaCodeArtifactKeyring()
-
-
-@pytest.fixture
-def m2m_env(
-    menda_home: object, menda_cloud: MendaCloudEmulator, monkeypatch: pytest.MonkeyPatch
-) -> tuple[str, str]:
-    menda_cloud.add_m2m_client("ci-bot", "s3cr3t-client-secret")
-    monkeypatch.setenv("MENDA_CLIENT_ID", "ci-bot")
-    monkeypatch.setenv("MENDA_CLIENT_SECRET", "s3cr3t-client-secret")
-    monkeypatch.setenv("MENDA_HOST", menda_cloud.url)
-    return "ci-bot", "s3cr3t-client-secret"
-
-
 def test_priority_is_a_constant_nine() -> None:
     assert MendaCodeArtifactKeyring.priority == 9
     assert MendaCodeArtifactKeyring.viable
@@ -65,7 +49,7 @@ def test_other_services_get_none_without_touching_config_or_network(
 
 
 def test_get_password_returns_a_token_the_emulator_minted(
-    kr: MendaCodeArtifactKeyring, m2m_env: tuple[str, str], menda_cloud: MendaCloudEmulator
+    kr: MendaCodeArtifactKeyring, m2m_env: dict[str, str], menda_cloud: MendaCloudEmulator
 ) -> None:
     token = kr.get_password(INDEX, "aws")
     assert token is not None
@@ -77,7 +61,7 @@ def test_get_password_returns_a_token_the_emulator_minted(
 
 
 def test_get_credential_without_username_answers_aws(
-    kr: MendaCodeArtifactKeyring, m2m_env: tuple[str, str]
+    kr: MendaCodeArtifactKeyring, m2m_env: dict[str, str]
 ) -> None:
     cred = kr.get_credential(INDEX, None)
     assert cred is not None
@@ -86,7 +70,7 @@ def test_get_credential_without_username_answers_aws(
 
 
 def test_second_call_is_served_from_the_cache(
-    kr: MendaCodeArtifactKeyring, m2m_env: tuple[str, str], menda_cloud: MendaCloudEmulator
+    kr: MendaCodeArtifactKeyring, m2m_env: dict[str, str], menda_cloud: MendaCloudEmulator
 ) -> None:
     first = kr.get_password(INDEX, "aws")
     second = kr.get_password(HOST, "aws")  # the host form shares the domain's token
@@ -95,7 +79,7 @@ def test_second_call_is_served_from_the_cache(
 
 
 def test_registry_exchange_is_authorization_token_and_no_body(
-    kr: MendaCodeArtifactKeyring, m2m_env: tuple[str, str], menda_cloud: MendaCloudEmulator
+    kr: MendaCodeArtifactKeyring, m2m_env: dict[str, str], menda_cloud: MendaCloudEmulator
 ) -> None:
     kr.get_password(INDEX, "aws")
     (token,) = [r for r in menda_cloud.requests if r.endpoint == "token"]
@@ -108,7 +92,7 @@ def test_registry_exchange_is_authorization_token_and_no_body(
 
 def test_other_username_gets_none_and_one_hint_on_stderr(
     kr: MendaCodeArtifactKeyring,
-    m2m_env: tuple[str, str],
+    m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -123,7 +107,7 @@ def test_other_username_gets_none_and_one_hint_on_stderr(
 
 def test_token_probe_username_gets_none_silently(
     kr: MendaCodeArtifactKeyring,
-    m2m_env: tuple[str, str],
+    m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -135,7 +119,7 @@ def test_token_probe_username_gets_none_silently(
 
 def test_plain_http_service_gets_no_token(
     kr: MendaCodeArtifactKeyring,
-    m2m_env: tuple[str, str],
+    m2m_env: dict[str, str],
     menda_cloud: MendaCloudEmulator,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

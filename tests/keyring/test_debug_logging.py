@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from menda.testing.pytest_plugin import console_script
+from menda.testing import console_script
 
 if TYPE_CHECKING:
-    from menda.testing import MendaCloudEmulator
-    from menda.testing.pytest_plugin import MendaHome
+    from menda.testing import MendaCloudEmulator, MendaHome
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
@@ -36,11 +35,9 @@ def keyring_get(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def m2m_env(menda_home: MendaHome, menda_cloud: MendaCloudEmulator) -> dict[str, str]:
-    menda_cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET)
-    return menda_home.env(
-        MENDA_CLIENT_ID=CLIENT_ID, MENDA_CLIENT_SECRET=CLIENT_SECRET, MENDA_HOST=menda_cloud.url
-    )
+def m2m_credentials() -> tuple[str, str]:
+    """The client ``m2m_env`` registers: the one these tests name."""
+    return CLIENT_ID, CLIENT_SECRET
 
 
 def test_debug_traces_resolution_cache_and_requests_without_secrets(

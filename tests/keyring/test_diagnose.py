@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from menda.keyring.diagnose import diagnose, render_text
-from menda.testing.pytest_plugin import console_script
+from menda.testing import console_script, format_rfc3339
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from menda.testing import MendaCloudEmulator
-    from menda.testing.pytest_plugin import FakeClock, MendaHome
+    from menda.testing import FakeClock, MendaCloudEmulator, MendaHome
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
@@ -102,10 +101,6 @@ def registry_key(identity_key: str, host: str, client_id: str = "") -> str:
     return "registry-" + hashlib.sha256(material.encode("utf-8")).hexdigest()[:32]
 
 
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def u2m_config(menda_home: MendaHome, host: str = OFFLINE_HOST) -> None:
     menda_home.write_config({"default": {"host": host, "auth_type": "u2m"}})
 
@@ -114,7 +109,7 @@ def m2m_entry(host: str, expires_at: datetime) -> dict[str, Any]:
     return {
         "access_token": M2M_TOKEN,
         "token_type": "Bearer",
-        "expires_at": rfc3339(expires_at),
+        "expires_at": format_rfc3339(expires_at),
         "host": host,
         "auth_type": "m2m",
         "client_id": CLIENT_ID,
@@ -156,19 +151,9 @@ def assert_no_secret(output: str, secrets: list[str]) -> None:
 
 
 @pytest.fixture
-def env(menda_home: MendaHome) -> dict[str, str]:
-    return menda_home.env()
-
-
-@pytest.fixture
-def m2m_env(env: dict[str, str], menda_cloud: MendaCloudEmulator) -> dict[str, str]:
-    menda_cloud.add_m2m_client(CLIENT_ID, CLIENT_SECRET)
-    return {
-        **env,
-        "MENDA_CLIENT_ID": CLIENT_ID,
-        "MENDA_CLIENT_SECRET": CLIENT_SECRET,
-        "MENDA_HOST": menda_cloud.url,
-    }
+def m2m_credentials() -> tuple[str, str]:
+    """The client ``m2m_env`` registers: the one these tests name."""
+    return CLIENT_ID, CLIENT_SECRET
 
 
 @pytest.fixture
@@ -354,7 +339,7 @@ def test_valid_login_shows_file_mode_expiry_and_which_tokens_it_holds(
     assert "chmod 600" in login["mode_note"]
     assert login["profiles"] == ["default"]
     assert login["state"] == "valid"
-    assert login["expires_at"] == rfc3339(cached_at + timedelta(seconds=3600))
+    assert login["expires_at"] == format_rfc3339(cached_at + timedelta(seconds=3600))
     assert "50 min left" in login["detail"]
     assert login["has_refresh_token"] is True
     assert login["has_id_token"] is True
@@ -396,7 +381,7 @@ def test_expired_login_with_a_refresh_token_is_not_a_problem_and_says_expired(
     login = report["cache"]["login"]
     assert login["state"] == "expired"
     assert login["has_refresh_token"] is True
-    assert rfc3339(cached_at + timedelta(hours=1)) in login["detail"]
+    assert format_rfc3339(cached_at + timedelta(hours=1)) in login["detail"]
     assert "will be refreshed" in login["detail"]
     assert not any("NoCachedLoginError" in p for p in report["problems"])
     assert_no_secret(output, HANDWRITTEN[:3])
@@ -502,7 +487,7 @@ def test_legacy_token_files_are_not_read_as_logins(
     menda_home.cache_dir.mkdir(parents=True)
     legacy = {
         "access_token": ACCESS_TOKEN,
-        "expires_at": rfc3339(clock.now() + timedelta(hours=1)),
+        "expires_at": format_rfc3339(clock.now() + timedelta(hours=1)),
         "host": OFFLINE_HOST,
         "auth_type": "u2m",
     }
@@ -524,8 +509,8 @@ def test_m2m_access_entry_shows_until_when_it_is_used(
     access = report["cache"]["access_token"]
     assert access["path"] == str(path)
     assert access["state"] == "valid"
-    assert access["expires_at"] == rfc3339(expires_at)
-    assert access["usable_until"] == rfc3339(expires_at - timedelta(seconds=60))
+    assert access["expires_at"] == format_rfc3339(expires_at)
+    assert access["usable_until"] == format_rfc3339(expires_at - timedelta(seconds=60))
     assert "login" not in report["cache"]
     assert_no_secret(output, [M2M_TOKEN, CLIENT_SECRET])
 
@@ -597,7 +582,7 @@ def test_registry_entry_for_the_url_shows_whether_it_is_used(
     key = registry_key("m2m-env:ci-bot", OFFLINE_HOST, "ci-bot")
     entry = {
         "token": REGISTRY_TOKEN,
-        "expires_at": rfc3339(clock.now() + lifetime),
+        "expires_at": format_rfc3339(clock.now() + lifetime),
         "host": OFFLINE_HOST,
         "identity": "m2m-env:ci-bot",
         "domain": REGISTRY[0],
@@ -621,7 +606,7 @@ def test_registry_entry_of_another_identity_is_unused(
     key = registry_key("u2m-profile:default", OFFLINE_HOST)
     entry = {
         "token": REGISTRY_TOKEN,
-        "expires_at": rfc3339(clock.now() + timedelta(hours=2)),
+        "expires_at": format_rfc3339(clock.now() + timedelta(hours=2)),
         "host": OFFLINE_HOST,
         "identity": "m2m-env:someone-else",
         "domain": REGISTRY[0],
@@ -677,7 +662,7 @@ def test_check_always_exchanges_live_and_leaves_the_registry_entry_alone(
     key = registry_key("m2m-env:ci-bot", menda_cloud.url, "ci-bot")
     entry = {
         "token": REGISTRY_TOKEN,
-        "expires_at": rfc3339(datetime.now(timezone.utc) + timedelta(hours=6)),
+        "expires_at": format_rfc3339(datetime.now(timezone.utc) + timedelta(hours=6)),
         "host": menda_cloud.url,
         "identity": "m2m-env:ci-bot",
         "domain": REGISTRY[0],

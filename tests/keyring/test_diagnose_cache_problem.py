@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from menda.testing import MendaCloudEmulator
-    from menda.testing.pytest_plugin import MendaHome
+    from menda.testing import MendaCloudEmulator, MendaHome
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX directory modes")
 

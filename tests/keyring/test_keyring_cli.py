@@ -6,9 +6,7 @@ import json
 import subprocess
 from typing import TYPE_CHECKING
 
-import pytest
-
-from menda.testing.pytest_plugin import console_script
+from menda.testing import console_script
 
 if TYPE_CHECKING:
     from menda.testing import MendaCloudEmulator
@@ -22,22 +20,6 @@ def run_keyring(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     return subprocess.run(
         [KEYRING, *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
-
-
-@pytest.fixture
-def env(menda_home: object) -> dict[str, str]:
-    return menda_home.env()  # type: ignore[attr-defined,no-any-return]
-
-
-@pytest.fixture
-def m2m_env(env: dict[str, str], menda_cloud: MendaCloudEmulator) -> dict[str, str]:
-    menda_cloud.add_m2m_client("ci-bot", "s3cr3t-client-secret")
-    return {
-        **env,
-        "MENDA_CLIENT_ID": "ci-bot",
-        "MENDA_CLIENT_SECRET": "s3cr3t-client-secret",
-        "MENDA_HOST": menda_cloud.url,
-    }
 
 
 def test_list_backends_shows_ours(env: dict[str, str]) -> None:

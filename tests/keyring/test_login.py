@@ -35,7 +35,7 @@ from menda.testing import CLI_TOKEN_KEYS, Malformed, MendaCloudEmulator, Status
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from menda.testing.pytest_plugin import MendaHome
+    from menda.testing import MendaHome
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX modes and signals")
 NEVER = 10**6  # device_pending_polls: the emulator never approves

@@ -11,11 +11,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
-import pytest
-
 if TYPE_CHECKING:
-    from menda.testing import MendaCloudEmulator
-    from menda.testing.pytest_plugin import MendaHome
+    from menda.testing import MendaCloudEmulator, MendaHome
 
 HOST = "menda-private-058264169513.d.codeartifact.eu-west-1.amazonaws.com"
 INDEX = f"https://{HOST}/pypi/menda-plugins/simple/"
@@ -45,7 +42,7 @@ print(json.dumps({"opened": opened, "after_import": after_import,
 def probe(env: dict[str, str], *args: str) -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
-        env=env,
+        env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -53,17 +50,6 @@ def probe(env: dict[str, str], *args: str) -> dict[str, object]:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def m2m_env(menda_home: MendaHome, menda_cloud: MendaCloudEmulator) -> dict[str, str]:
-    menda_cloud.add_m2m_client("ci-bot", "start-up-secret")
-    return menda_home.env(
-        MENDA_CLIENT_ID="ci-bot",
-        MENDA_CLIENT_SECRET="start-up-secret",
-        MENDA_HOST=menda_cloud.url,
-        PYTHONDONTWRITEBYTECODE="1",
-    )
 
 
 def test_importing_the_backend_reads_only_its_own_modules(m2m_env: dict[str, str]) -> None:

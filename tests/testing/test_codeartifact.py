@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from menda.testing.codeartifact import FakeCodeArtifact, Repository
-from menda.testing.wheels import build_wheel
+from menda.testing import FakeCodeArtifact, build_wheel
+from menda.testing.codeartifact import Repository
 
 DOMAIN, OWNER, REGION, REPO = "menda-private", "058264169513", "eu-west-1", "plugins"
 HOST = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from menda.testing.codeartifact import FakeCodeArtifact
-from menda.testing.wheels import build_wheel
+from menda.testing import FakeCodeArtifact, build_wheel
 
 pytestmark = pytest.mark.e2e
 

@@ -39,13 +39,6 @@ def exchange(cloud: MendaCloudEmulator, token: str) -> requests.Response:
     return requests.post(cloud.registry_url, headers=headers, timeout=5)
 
 
-@pytest.fixture
-def cloud() -> Iterator[MendaCloudEmulator]:
-    with MendaCloudEmulator() as emulator:
-        emulator.add_m2m_client("ci", "s3cret")
-        yield emulator
-
-
 def test_serves_on_an_ephemeral_loopback_port_and_stops() -> None:
     with MendaCloudEmulator() as cloud:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", cloud.url)
@@ -441,13 +434,6 @@ def test_serves_on_ipv6_loopback_when_available() -> None:
         assert requests.get(cloud.url + "/x", timeout=5).status_code == 404
     finally:
         cloud.stop()
-
-
-def test_every_public_name_resolves() -> None:
-    import menda.testing
-
-    for name in menda.testing.__all__:
-        assert getattr(menda.testing, name) is not None
 
 
 def test_no_secret_in_the_emulator_internals_repr(cloud: MendaCloudEmulator) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,17 +18,11 @@ from menda.testing import (
     NonJSON,
     Status,
     Truncate,
+    fault_from_dict,
+    fault_to_dict,
 )
-from menda.testing._faults import fault_from_dict, fault_to_dict
 
 QUERY = "grant_type=client_credentials&client_id=ci&client_secret=s3cret"
-
-
-@pytest.fixture
-def cloud() -> Iterator[MendaCloudEmulator]:
-    with MendaCloudEmulator() as emulator:
-        emulator.add_m2m_client("ci", "s3cret")
-        yield emulator
 
 
 def token_request(cloud: MendaCloudEmulator, timeout: float = 5) -> requests.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -32,13 +31,6 @@ def jwe_header(token: str) -> dict[str, Any]:
     first = token.split(".", maxsplit=1)[0]
     decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(first + "=" * (-len(first) % 4)))
     return decoded
-
-
-@pytest.fixture
-def cloud() -> Iterator[MendaCloudEmulator]:
-    with MendaCloudEmulator() as emulator:
-        emulator.add_m2m_client("ci", "s3cret")
-        yield emulator
 
 
 def test_registry_exchange_answers_only_a_jwe_shaped_token(cloud: MendaCloudEmulator) -> None:

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from menda.testing import MendaCloudEmulator
-from menda.testing.pytest_plugin import FakeClock, MendaHome
+from menda.testing import FakeClock, MendaCloudEmulator, MendaHome
 
 
 @pytest.fixture
@@ -142,7 +141,7 @@ def test_m2m_client_is_registered_with_an_awkward_secret(
 
 
 def test_clock_freezes_core_auth_time_and_advances(clock: FakeClock) -> None:
-    from menda.core_auth._clock import utcnow
+    from menda.core_auth import utcnow
 
     start = utcnow()
     assert start == clock.now()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from menda.testing.codeartifact import FakeCodeArtifact
+from menda.testing import FakeCodeArtifact
 
 DOMAIN, OWNER, REGION, REPO = "menda-private", "058264169513", "eu-west-1", "plugins"
 HOST = f"{DOMAIN}-{OWNER}.d.codeartifact.{REGION}.amazonaws.com"

@@ -19,10 +19,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from menda.testing import CLI_TOKEN_KEYS, MendaCloudEmulator, read_cli_token_file
-from menda.testing.files import write_cached_login
+from menda.testing import (
+    CLI_TOKEN_KEYS,
+    MendaCloudEmulator,
+    MendaHome,
+    read_cli_token_file,
+    write_cached_login,
+)
 from menda.testing.published import PublishedClients
-from menda.testing.pytest_plugin import MendaHome
 
 pytestmark = [
     pytest.mark.skipif(

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from menda.testing.wheels import build_wheel, normalize_name, wheel_filename
+from menda.testing import build_wheel
+from menda.testing.wheels import normalize_name, wheel_filename
 
 
 def _record_rows(archive: zipfile.ZipFile, dist_info: str) -> list[list[str]]:

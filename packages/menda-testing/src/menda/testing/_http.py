@@ -1,4 +1,7 @@
-"""HTTP/1.1 plumbing for the emulator: quiet, threaded, robust against clients that vanish."""
+"""HTTP/1.1 plumbing for the emulator: quiet, threaded, robust against clients that vanish.
+
+Its chunked-body reader serves the forward proxy too.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Incoming", "QuietHTTPServer", "Reply", "make_server"]
+if TYPE_CHECKING:
+    import io
+
+__all__ = ["BodyError", "Incoming", "QuietHTTPServer", "Reply", "make_server", "read_chunked"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,41 @@ class Reply:
     content_type: str | None = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     mode: str = "normal"  # "normal" | "drop" | "truncate"
+
+
+class BodyError(Exception):
+    """Raised when a request body cannot be read: ``status`` is 400 (bad framing) or 413."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def read_chunked(rfile: io.BufferedIOBase, limit: int) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body, for the emulator and the proxy alike.
+
+    Raises :class:`BodyError` for a bad chunk size (400) or more than ``limit``
+    bytes (413), ``ConnectionError`` when the client hangs up mid-body.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = rfile.readline(1024)
+        if not line:
+            raise ConnectionError("client closed the connection mid-body")
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BodyError(400) from None
+        if size == 0:
+            while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        total += size
+        if total > limit:
+            raise BodyError(413)
+        chunks.append(rfile.read(size))
+        rfile.readline(1024)
 
 
 class QuietHTTPServer(ThreadingHTTPServer):
@@ -125,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         try:
             body = self._read_body()
-        except _BodyError as exc:
+        except BodyError as exc:
             self.send_error(exc.status)
             return
         except _DISCONNECTS:
@@ -145,43 +186,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
+            return read_chunked(self.rfile, MAX_BODY)
         raw = self.headers.get("Content-Length")
         if raw is None:
             return b""
         try:
             length = int(raw)
         except ValueError:
-            raise _BodyError(400) from None
+            raise BodyError(400) from None
         if length < 0:
-            raise _BodyError(400)
+            raise BodyError(400)
         if length > MAX_BODY:
-            raise _BodyError(413)
+            raise BodyError(413)
         body = self.rfile.read(length)
         if len(body) != length:
             raise ConnectionError("client closed the connection mid-body")
         return body
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(1024)
-            if not line:
-                raise ConnectionError("client closed the connection mid-body")
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _BodyError(400) from None
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
-            total += size
-            if total > MAX_BODY:
-                raise _BodyError(413)
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
 
     def _write(self, reply: Reply) -> None:
         if reply.mode == "drop":
@@ -206,9 +226,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if reply.mode == "truncate":
             self.connection.shutdown(socket.SHUT_RDWR)
-
-
-class _BodyError(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status

@@ -9,7 +9,8 @@ owner and region; anything else gets 401 with
 upload`` (``POST /pypi/<repo>/``), and serves an unauthenticated stand-in for
 PyPI at :attr:`FakeCodeArtifact.public_index_url`. Installers reach it through
 the forward proxy of :mod:`menda.testing.proxy` on the same port; see
-:meth:`FakeCodeArtifact.installer_env`.
+:meth:`FakeCodeArtifact.installer_env`. What it serves (repositories, their
+indexes and files) is kept in ``_repositories.py``.
 """
 
 from __future__ import annotations
@@ -17,32 +18,29 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import tempfile
-import threading
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 from menda.testing._pypi_index import (
     Repository,
-    SimpleIndex,
     aws_basic_token,
     read_upload,
     response,
     serve_simple,
-    split_index_url,
 )
+from menda.testing._repositories import Repositories
 from menda.testing.proxy import ProxyRequest, ProxyResponse, ProxyServer, RequestLog
-from menda.testing.wheels import build_wheel, normalize_name
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from pathlib import Path
+    from types import TracebackType
+
+    from menda.testing._pypi_index import SimpleIndex
 
 __all__ = ["FakeCodeArtifact", "RegistryTokenValidator", "Repository"]
 
 log = logging.getLogger(__name__)
-
-_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class RegistryTokenValidator(Protocol):
@@ -66,12 +64,7 @@ class FakeCodeArtifact:
         self, validator: RegistryTokenValidator, *, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self._validator = validator
-        self._lock = threading.Lock()
-        self._repositories: dict[tuple[str, str], Repository] = {}
-        self._indexes: dict[tuple[str, str], SimpleIndex] = {}
-        self._realms: dict[str, Repository] = {}  # host -> any repository there (same realm)
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._public: SimpleIndex | None = None
+        self._repos = Repositories()
         self._proxy = ProxyServer(self, host=host, port=port)
 
     # -- life cycle ------------------------------------------------------------
@@ -82,13 +75,7 @@ class FakeCodeArtifact:
 
     def stop(self) -> None:
         self._proxy.stop()
-        with self._lock:
-            for index in self._indexes.values():
-                index.projects.clear()
-            self._public = None
-            if self._tmp is not None:
-                self._tmp.cleanup()
-                self._tmp = None
+        self._repos.clear()
 
     def __enter__(self) -> FakeCodeArtifact:
         return self.start()
@@ -160,32 +147,11 @@ class FakeCodeArtifact:
 
     def add_repository(self, domain: str, owner: str, region: str, repo: str) -> str:
         """Create (or find) a repository; returns its genuine index URL."""
-        for part in (domain, owner, region, repo):
-            if not _SEGMENT_RE.match(part):
-                msg = f"not a valid domain, owner, region or repository name: {part!r}"
-                raise ValueError(msg)
-        repository = Repository(domain.lower(), owner, region.lower(), repo)
-        key = (repository.host, repo)
-        with self._lock:
-            if key not in self._repositories:
-                self._repositories[key] = repository
-                self._indexes[key] = SimpleIndex(
-                    f"/pypi/{repo}/simple", Path(f"repos/{repository.host}/{repo}")
-                )
-                self._realms.setdefault(repository.host, repository)
-        return repository.index_url
+        return self._repos.add(domain, owner, region, repo).index_url
 
     def repository(self, index_url: str | Repository) -> Repository:
         """The repository behind an index URL (as :meth:`add_repository` returned)."""
-        if isinstance(index_url, Repository):
-            return index_url
-        key = split_index_url(index_url)
-        with self._lock:
-            repository = self._repositories.get(key)
-        if repository is None:
-            msg = f"no such repository: {index_url!r} (call add_repository first)"
-            raise KeyError(msg)
-        return repository
+        return self._repos.find(index_url)
 
     def add_package(
         self,
@@ -198,17 +164,14 @@ class FakeCodeArtifact:
         modules: Mapping[str, str] | None = None,
     ) -> Path:
         """Build a tiny wheel and serve it from that repository; returns the wheel's path."""
-        repository = self.repository(index_url)
-        with self._lock:
-            index = self._indexes[(repository.host, repository.name)]
-            return self._add(
-                index,
-                name=name,
-                version=version,
-                dependencies=dependencies,
-                requires_python=requires_python,
-                modules=modules,
-            )
+        return self._repos.add_wheel(
+            self.repository(index_url),
+            name,
+            version,
+            dependencies=dependencies,
+            requires_python=requires_python,
+            modules=modules,
+        )
 
     def add_public_package(
         self,
@@ -220,67 +183,28 @@ class FakeCodeArtifact:
         modules: Mapping[str, str] | None = None,
     ) -> Path:
         """Build a tiny wheel and serve it without authentication at :attr:`public_index_url`."""
-        with self._lock:
-            return self._add(
-                self._public_index(),
-                name=name,
-                version=version,
-                dependencies=dependencies,
-                requires_python=requires_python,
-                modules=modules,
-            )
+        return self._repos.add_wheel(
+            None,
+            name,
+            version,
+            dependencies=dependencies,
+            requires_python=requires_python,
+            modules=modules,
+        )
 
     def files(self, index_url: str | Repository, name: str | None = None) -> list[str]:
         """File names served by a repository (of one project when ``name`` is given)."""
-        repository = self.repository(index_url)
-        with self._lock:
-            index = self._indexes[(repository.host, repository.name)]
-            projects = (
-                [index.projects.get(normalize_name(name), {})]
-                if name is not None
-                else list(index.projects.values())
-            )
-            return sorted(filename for files in projects for filename in files)
+        return self._repos.files(self.repository(index_url), name)
 
-    def _public_index(self) -> SimpleIndex:
-        if self._public is None:
-            self._public = SimpleIndex("/public/simple", Path("public"))
-        return self._public
-
-    def _storage(self, index: SimpleIndex) -> Path:
-        if self._tmp is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="menda-codeartifact-")
-        directory = Path(self._tmp.name) / index.directory
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
-
-    def _add(
-        self,
-        index: SimpleIndex,
-        *,
-        name: str,
-        version: str,
-        dependencies: Iterable[str],
-        requires_python: str | None,
-        modules: Mapping[str, str] | None,
-    ) -> Path:
-        path = build_wheel(
-            self._storage(index),
-            name,
-            version,
-            dependencies=tuple(dependencies),
-            modules=modules,
-            requires_python=requires_python,
-        )
-        index.add(name, version, path, requires_python)
-        return path
+    def copy_file(self, index_url: str | Repository, filename: str, dest: Path) -> Path:
+        """Copy a served file (e.g. an upload) to ``dest`` and return the copy's path."""
+        return self._repos.copy_file(self.repository(index_url), filename, dest)
 
     # -- the ProxyApplication side ----------------------------------------------
 
     def serves(self, scheme: str, host: str, port: int) -> bool:
-        with self._lock:
-            if host in self._realms:
-                return port == (443 if scheme == "https" else 80)
+        if self._repos.realm(host) is not None:
+            return port == (443 if scheme == "https" else 80)
         return scheme == "http" and self._is_self(host, port)
 
     def _is_self(self, host: str, port: int) -> bool:
@@ -288,15 +212,13 @@ class FakeCodeArtifact:
 
     def handle(self, request: ProxyRequest) -> ProxyResponse:
         path = urlsplit(request.path).path
-        with self._lock:
-            realm = self._realms.get(request.host)
+        realm = self._repos.realm(request.host)
         if realm is not None:
             return self._handle_codeartifact(request, realm, path)
         public_path = path == "/public/simple" or path.startswith("/public/simple/")
         if public_path and (request.via == "direct" or self._is_self(request.host, request.port)):
-            with self._lock:
-                index = self._public_index()
-            return serve_simple(request, index, path, self._lock)
+            index = self._repos.public_index()
+            return serve_simple(request, index, path, self._repos.lock)
         return response(404, "Not Found")
 
     def _check_auth(self, request: ProxyRequest, realm: Repository) -> ProxyResponse | None:
@@ -340,38 +262,20 @@ class FakeCodeArtifact:
         if match is None:
             return response(404, "Not Found")
         repo_name, rest = unquote(match.group(1)), match.group(2) or ""
-        key = (request.host, repo_name)
-        with self._lock:
-            index = self._indexes.get(key)
+        index = self._repos.index_at(request.host, repo_name)
         if index is None:
             return response(404, f"Repository {repo_name} not found")
         if rest in ("", "/", "/legacy/"):
             if request.method != "POST":
                 return response(405, "Method Not Allowed", headers=(("Allow", "POST"),))
             return self._upload(request, index)
-        return serve_simple(request, index, path, self._lock)
+        return serve_simple(request, index, path, self._repos.lock)
 
     def _upload(self, request: ProxyRequest, index: SimpleIndex) -> ProxyResponse:
         upload = read_upload(request)
         if isinstance(upload, ProxyResponse):
             return upload
-        with self._lock:
-            existing = index.projects.get(normalize_name(upload.name), {})
-            if upload.filename in existing:
-                return response(409, f"{upload.filename} already exists")
-            target = self._storage(index) / upload.filename
-            target.write_bytes(upload.data)
-            index.add(upload.name, upload.version, target, upload.requires_python)
+        if not self._repos.store_upload(index, upload):
+            return response(409, f"{upload.filename} already exists")
         log.debug("stored upload %s", upload.filename)
         return response(200, "OK")
-
-    def copy_file(self, index_url: str | Repository, filename: str, dest: Path) -> Path:
-        """Copy a served file (e.g. an upload) to ``dest`` and return the copy's path."""
-        repository = self.repository(index_url)
-        with self._lock:
-            index = self._indexes[(repository.host, repository.name)]
-            for files in index.projects.values():
-                if filename in files:
-                    return Path(shutil.copy(files[filename].path, dest))
-        msg = f"no file {filename!r} in {repository.index_url}"
-        raise KeyError(msg)

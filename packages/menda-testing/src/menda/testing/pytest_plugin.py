@@ -7,6 +7,9 @@
 - ``m2m_client``: ``(client_id, client_secret)`` registered on ``menda_cloud``.
 - ``clock`` / ``frozen_clock``: a fake "now" for ``menda.core_auth`` (and for
   ``menda_cloud`` when the test uses both), moved with ``clock.advance(seconds)``.
+
+Its helpers (``MendaHome``, ``FakeClock``, ``console_script``, ``unused_port``) are
+imported from ``menda.testing``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib
 import importlib.util
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -35,7 +39,7 @@ from menda.testing.files import (
     write_mendacfg,
 )
 
-__all__ = ["FakeClock", "MendaHome", "console_script"]
+__all__ = ["FakeClock", "MendaHome", "console_script", "unused_port"]
 
 # The fake CodeArtifact's fixtures live in their own module; load them with ours when present.
 if TYPE_CHECKING:
@@ -56,6 +60,13 @@ def console_script(name: str) -> str:
     """The path of an installed console script (``keyring``, ``menda-keyring``) of this Python."""
     scripts = Path(sys.executable).parent
     return str(scripts / (f"{name}.exe" if sys.platform == "win32" else name))
+
+
+def unused_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on (bound, then released): connecting is refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class MendaHome:
