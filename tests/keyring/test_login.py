@@ -11,9 +11,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
-import os
 import secrets
-import shutil
 import signal
 import stat
 import subprocess
@@ -36,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from menda.testing import MendaHome
+    from menda.testing.published import PublishedClients
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="needs POSIX modes and signals")
 NEVER = 10**6  # device_pending_polls: the emulator never approves
@@ -799,48 +798,11 @@ def test_add_u2m_profile_uses_menda_config_file(
 
 # ------------------------------------------------------------------- the published CLI
 
-CLI = "menda-cli==0.5.0"
-# Computed at import, before any fixture points HOME at a temporary directory; the same
-# place (and name) as tests/testing/test_published_clients.py, so one build serves both.
-CACHE_ROOT = Path.home() / ".cache" / "menda-keyring-tests"
-BIN = "Scripts" if sys.platform == "win32" else "bin"
 
-
-def _published_cli() -> str:
-    """``menda`` from a Python 3.11 virtual environment with menda-cli, built once."""
-    final = CACHE_ROOT / f"{CLI.replace('==', '-')}-py3.11"
-    script = str(final / BIN / ("menda.exe" if sys.platform == "win32" else "menda"))
-    if (final / ".complete").exists():
-        return script
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if not uv:
-        pytest.skip("uv is not installed; it builds the published CLI's environment")
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    building = CACHE_ROOT / f".building-{secrets.token_hex(4)}"
-    python = building / BIN / ("python.exe" if sys.platform == "win32" else "python")
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    try:
-        for argv in (
-            [uv, "venv", "--quiet", "--python", "3.11", "--relocatable", str(building)],
-            [uv, "pip", "install", "--quiet", "--python", str(python), CLI],
-        ):
-            result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
-            if result.returncode != 0:
-                pytest.skip(f"could not build {CLI}: {result.stderr.strip()[-500:]}")
-        (building / ".complete").touch()
-        try:
-            building.rename(final)
-        except OSError:  # another session got there first
-            if not (final / ".complete").exists():
-                raise
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return script
-
-
-@pytest.fixture(scope="session")
-def menda_cli() -> str:
-    return _published_cli()
+@pytest.fixture
+def menda_cli(published_clients: PublishedClients) -> str:
+    """The published CLI's `menda` command (the shared, version-pinned environment)."""
+    return published_clients.menda
 
 
 @pytest.mark.slow
