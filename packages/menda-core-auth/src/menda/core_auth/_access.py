@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from menda.core_auth._cache import BAD_TOKEN, NO_ENTRY, same_host, text_field, token_is_sound
-from menda.core_auth._time import format_time, is_fresh, parse_time
+from menda.core_auth._cache import BAD_TOKEN, NO_ENTRY, entry_fields, token_is_sound
+from menda.core_auth._time import format_time, is_fresh
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -54,16 +54,12 @@ def access_token_from_entry(
     with "ok"; else None and why not."""
     if entry is None:
         return None, NO_ENTRY
-    try:
-        fields = {n: text_field(entry, n) for n in ("access_token", "host", "client_id")}
-        token_type = text_field(entry, "token_type") if "token_type" in entry else "Bearer"
-    except ValueError as exc:
-        return None, f"field '{exc}' is missing or mistyped"
-    expires_at = parse_time(entry.get("expires_at"))
-    if expires_at is None:
-        return None, "'expires_at' is missing or not RFC 3339"
-    if not same_host(fields["host"], host):
-        return None, "it was issued by another host"
+    names = ("access_token", "client_id", *(("token_type",) if "token_type" in entry else ()))
+    checked = entry_fields(entry, names, host)
+    if isinstance(checked, str):
+        return None, checked
+    fields, expires_at = checked
+    token_type = fields.get("token_type", "Bearer")
     if fields["client_id"] != client_id:
         return None, "it belongs to another client id"
     if not token_is_sound(fields["access_token"]):

@@ -128,6 +128,23 @@ def token_is_sound(value: str) -> bool:
     )
 
 
+def entry_fields(
+    entry: Mapping[str, Any], names: tuple[str, ...], host: str
+) -> tuple[dict[str, str], datetime] | str:
+    """The string fields ``names`` and ``expires_at`` of an entry written for ``host``,
+    or why the entry cannot be used (the checks every kind of entry shares)."""
+    try:
+        fields = {name: text_field(entry, name) for name in (*names, "host")}
+    except ValueError as exc:
+        return f"field '{exc}' is missing or mistyped"
+    expires_at = parse_time(entry.get("expires_at"))
+    if expires_at is None:
+        return "'expires_at' is missing or not RFC 3339"
+    if not same_host(fields["host"], host):
+        return "it was issued by another host"
+    return fields, expires_at
+
+
 def same_host(cached: str, host: str) -> bool:
     """True when two host settings name the same menda cloud once normalised."""
     if cached == host:
@@ -340,16 +357,11 @@ class TokenCache:
         entry = self.read_entry(key)
         if entry is None:
             return None, NO_ENTRY
-        names = ("token", "host", "identity", "domain", "domain_owner", "region")
-        try:
-            fields = {name: text_field(entry, name) for name in names}
-        except ValueError as exc:
-            return None, f"field '{exc}' is missing or mistyped"
-        expires_at = parse_time(entry.get("expires_at"))
-        if expires_at is None:
-            return None, "'expires_at' is missing or not RFC 3339"
-        if not same_host(fields["host"], host):
-            return None, "it was issued by another host"
+        names = ("token", "identity", "domain", "domain_owner", "region")
+        checked = entry_fields(entry, names, host)
+        if isinstance(checked, str):
+            return None, checked
+        fields, expires_at = checked
         if fields["identity"] != identity:
             return None, "it belongs to another identity"
         if registry != (fields["domain"], fields["domain_owner"], fields["region"]):
