@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from menda.testing import FakeCodeArtifact, MendaCloudEmulator, MendaHome
-from menda.testing.published import VenvUnavailable, build_venv, script
+from menda.testing.published import VenvUnavailable, base_interpreter, build_venv, script
 
 # The tests skip on this: a tool's environment could not be built (no uv, no PyPI).
 ToolUnavailable = VenvUnavailable
@@ -95,7 +95,7 @@ class E2E:
     def venv(self, name: str = "venv") -> Path:
         """A fresh virtual environment; returns its python."""
         path = self.tmp / name
-        result = self.run(self.uv, "venv", path, "--python", sys.executable, "--quiet")
+        result = self.run(self.uv, "venv", path, "--python", base_interpreter(), "--quiet")
         assert result.returncode == 0, result.stderr
         scripts = path / ("Scripts" if sys.platform == "win32" else "bin")
         return scripts / ("python.exe" if sys.platform == "win32" else "python")
@@ -224,7 +224,7 @@ def build_tool_environment(
     # Never a build of our packages that uv cached for older code.
     refresh = [arg for package in OUR_PACKAGES for arg in ("--refresh-package", package)]
     name = f"{prefix}-{_sources_digest()}"
-    final = build_venv(root, name, [*refresh, *requirements, *local], python=sys.executable)
+    final = build_venv(root, name, [*refresh, *requirements, *local], python=base_interpreter())
     (final / ".complete").touch()  # in use: not stale
     for old in root.glob(f"{prefix}-*"):
         marker = old / ".complete"

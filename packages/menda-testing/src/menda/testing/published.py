@@ -26,6 +26,7 @@ __all__ = [
     "PUBLISHED_KEYRING",
     "PublishedClients",
     "VenvUnavailable",
+    "base_interpreter",
     "build_published_clients",
     "build_venv",
     "script",
@@ -52,6 +53,31 @@ def script(venv: Path, name: str) -> Path:
     return venv / _BIN / (f"{name}.exe" if sys.platform == "win32" else name)
 
 
+def base_interpreter() -> str:
+    """The interpreter the running one is built on, outside any virtual environment.
+
+    A venv built on ``sys.executable`` breaks when that venv goes away, and the
+    one ``uv run --isolated`` makes is deleted when the run ends; on Python 3.10
+    ``sys._base_executable`` still names it. The base install outlives both.
+    """
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    base = Path(sys.base_prefix)
+    candidates = (
+        [base / "python.exe"]
+        if sys.platform == "win32"
+        else [base / "bin" / f"python{version}", base / "bin" / "python3"]
+    )
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate)
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
+def _usable(venv: Path) -> bool:
+    """Built to the end, and its interpreter still there (a symlink can outlive its base)."""
+    return (venv / ".complete").exists() and script(venv, "python").exists()
+
+
 def build_venv(root: Path, name: str, install: Sequence[str], *, python: str = "3.11") -> Path:
     """``root/name``: a virtual environment with ``uv pip install <install>``, built once.
 
@@ -59,17 +85,19 @@ def build_venv(root: Path, name: str, install: Sequence[str], *, python: str = "
     concurrent sessions never see half of one. Raises ``VenvUnavailable``.
     """
     final = root / name
-    if (final / ".complete").exists():
+    if _usable(final):
         return final
+    if final.exists():  # its base interpreter is gone: build it again
+        shutil.rmtree(final, ignore_errors=True)
     uv = os.environ.get("UV") or shutil.which("uv")
     if not uv:
         raise VenvUnavailable("uv is not installed; it builds the test environments")
     root.mkdir(parents=True, exist_ok=True)
     building = root / f".building-{secrets.token_hex(4)}"
-    steps = [
-        [uv, "venv", "--quiet", "--python", python, "--relocatable", str(building)],
-        [uv, "pip", "install", "--quiet", "--python", str(script(building, "python")), *install],
-    ]
+    steps = [[uv, "venv", "--quiet", "--python", python, "--relocatable", str(building)]]
+    if install:
+        python_in = str(script(building, "python"))
+        steps.append([uv, "pip", "install", "--quiet", "--python", python_in, *install])
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     try:
         for argv in steps:
@@ -85,7 +113,7 @@ def build_venv(root: Path, name: str, install: Sequence[str], *, python: str = "
         try:
             building.rename(final)
         except OSError:  # another session got there first
-            if not (final / ".complete").exists():
+            if not _usable(final):
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
