@@ -23,7 +23,7 @@ from menda.core_auth import (
     normalize_host,
     parse_time,
 )
-from menda.core_auth._cache import escape_key
+from menda.core_auth._entries import escape_key
 from menda.error.exceptions import InvalidConfigError, MendaConfigError
 
 SETTINGS = settings(

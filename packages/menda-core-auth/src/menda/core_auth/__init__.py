@@ -17,14 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from menda.core_auth._access import ACCESS_TOKEN_MARGIN, AccessToken
-    from menda.core_auth._cache import (
-        REGISTRY_TOKEN_MARGIN,
-        RegistryToken,
-        TokenCache,
-        registry_cache_key,
-    )
+    from menda.core_auth._cache import TokenCache
     from menda.core_auth._clock import set_clock, utcnow
     from menda.core_auth._config import Profile, default_config_path, load_profile
+    from menda.core_auth._entries import REGISTRY_TOKEN_MARGIN, RegistryToken, registry_cache_key
     from menda.core_auth._env import (
         ENV_CLIENT_ID,
         ENV_CLIENT_SECRET,
@@ -45,14 +41,10 @@ if TYPE_CHECKING:
 # Which module each public name lives in.
 _MODULES = {
     "_access": ("ACCESS_TOKEN_MARGIN", "AccessToken"),
-    "_cache": (
-        "REGISTRY_TOKEN_MARGIN",
-        "RegistryToken",
-        "TokenCache",
-        "registry_cache_key",
-    ),
+    "_cache": ("TokenCache",),
     "_clock": ("set_clock", "utcnow"),
     "_config": ("Profile", "default_config_path", "load_profile"),
+    "_entries": ("REGISTRY_TOKEN_MARGIN", "RegistryToken", "registry_cache_key"),
     "_env": (
         "ENV_CLIENT_ID",
         "ENV_CLIENT_SECRET",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from menda.core_auth._cache import BAD_TOKEN, NO_ENTRY, entry_fields, token_is_sound
+from menda.core_auth._entries import BAD_TOKEN, NO_ENTRY, entry_fields, token_is_sound
 from menda.core_auth._time import format_time, is_fresh
 
 if TYPE_CHECKING:

@@ -119,7 +119,7 @@ def login_from_section(values: Mapping[str, str]) -> Login | None:
             return None
         if not math.isfinite(cached_at):
             return None
-    from menda.core_auth._cache import token_is_sound
+    from menda.core_auth._entries import token_is_sound
 
     id_token = values.get("id_token", "").strip()
     refresh_token = values.get("refresh_token", "").strip()

@@ -44,7 +44,7 @@ class Identity(NamedTuple):
         The client id is part of it: a profile whose client_id changed must not reuse
         the previous client's tokens.
         """
-        from menda.core_auth._cache import registry_cache_key
+        from menda.core_auth._entries import registry_cache_key
 
         owner_key = f"{self.cache_key}\0{self.client_id or ''}"
         return registry_cache_key(owner_key, self.host, domain, owner, region)
