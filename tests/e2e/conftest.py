@@ -8,8 +8,10 @@ our backend) and the machine's own pip/uv configuration is out of the way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -206,6 +208,45 @@ def _sources_digest() -> str:
     return digest.hexdigest()[:12]
 
 
+def _uv() -> str:
+    path = os.environ.get("UV") or shutil.which("uv")
+    if path is None:
+        raise VenvUnavailable("uv is not installed; it builds our wheels")
+    return path
+
+
+def _our_wheels(root: Path, digest: str) -> list[str]:
+    """Wheels of our packages built from the working tree, once per ``digest``.
+
+    Installing the package directories instead would make the workspace
+    dependencies editable, pointing into whichever checkout built the venv.
+    """
+    out = root / f"wheels-{digest}"
+    if not (out / ".complete").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        building = root / f".building-{secrets.token_hex(4)}"
+        try:
+            for package in OUR_PACKAGES:
+                argv = [_uv(), "build", "--quiet", "--wheel", "--package", package]
+                result = subprocess.run(
+                    [*argv, "--out-dir", str(building)],
+                    cwd=WORKSPACE,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                if result.returncode != 0:
+                    raise VenvUnavailable(f"could not build {package}: {result.stderr[-500:]}")
+            (building / ".complete").touch()
+            with contextlib.suppress(OSError):  # another session got there first
+                building.rename(out)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    (out / ".complete").touch()  # in use: not stale
+    return sorted(str(wheel) for wheel in out.glob("*.whl"))
+
+
 def build_tool_environment(
     requirements: Sequence[str], root: Path = TOOL_ENV_ROOT
 ) -> ToolEnvironment:
@@ -213,23 +254,24 @@ def build_tool_environment(
 
     Named after the pins, the Python version and a digest of our sources: built
     once, and again whenever the code under test changes. Our packages are built
-    as wheels (not editable), as users get them. Built under a temporary name and
-    renamed into place (``--relocatable``), so concurrent sessions never see half
-    of one; environments of older code are removed after a day unused.
+    as wheels and installed from them (not editable), as users get them. Built
+    under a temporary name and renamed into place (``--relocatable``), so
+    concurrent sessions never see half of one; environments and wheels of older
+    code are removed after a day unused.
     """
     pins = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:8]
     python = f"py{sys.version_info.major}.{sys.version_info.minor}"
     prefix = f"{requirements[0].replace('==', '-')}-{python}-{pins}"
-    local = [str(WORKSPACE / "packages" / package) for package in OUR_PACKAGES]
-    # Never a build of our packages that uv cached for older code.
-    refresh = [arg for package in OUR_PACKAGES for arg in ("--refresh-package", package)]
-    name = f"{prefix}-{_sources_digest()}"
-    final = build_venv(root, name, [*refresh, *requirements, *local], python=base_interpreter())
+    digest = _sources_digest()
+    wheels = _our_wheels(root, digest)
+    final = build_venv(
+        root, f"{prefix}-{digest}", [*requirements, *wheels], python=base_interpreter()
+    )
     (final / ".complete").touch()  # in use: not stale
-    for old in root.glob(f"{prefix}-*"):
+    for old in [*root.glob(f"{prefix}-*"), *root.glob("wheels-*")]:
         marker = old / ".complete"
         stale = marker.exists() and time.time() - marker.stat().st_mtime > _STALE_AFTER
-        if old != final and stale:
+        if old not in (final, Path(wheels[0]).parent) and stale:
             shutil.rmtree(old, ignore_errors=True)
     return ToolEnvironment(final)
 

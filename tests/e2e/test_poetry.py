@@ -254,3 +254,19 @@ def test_poetry_publish_without_an_identity_shows_our_line_once(
     assert e2e.repo.files(e2e.index_url, UPLOADED) == []
     assert upload_posts(e2e, 200) == 0
     assert e2e.cloud.count() == 0
+
+
+def test_our_packages_are_installed_in_the_tool_environment_as_users_get_them(
+    poetry_tool: ToolEnvironment,
+) -> None:
+    # Built wheels, not editable installs of the checkout that built the cached venv
+    # (that checkout may be gone by the next run).
+    code = "import menda.core_auth, menda.cloud_client, menda.error, menda.keyring as k;"
+    code += "print(*(m.__path__[0] for m in (menda.core_auth, menda.cloud_client, menda.error, k)))"
+    python = poetry_tool.script("python")
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    for path in result.stdout.split():
+        assert Path(path).is_relative_to(poetry_tool.venv), path
+    assert not list(poetry_tool.venv.rglob("_editable_impl_*.pth"))
