@@ -29,7 +29,6 @@ from menda.core_auth._entries import (
 )
 from menda.core_auth._env import default_cache_dir
 from menda.core_auth._files import (
-    FileLock,
     atomic_write,
     ensure_private_dir,
     fix_for_dir,
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from menda.core_auth._access import AccessToken
+    from menda.core_auth._lock import FileLock
     from menda.core_auth._login import CliTokenFile
     from menda.core_auth._resolve import Identity
 
@@ -189,6 +189,8 @@ class TokenCache:
         """
         usable = self._ensure_dir()
         path = self.entries_dir / (escape_key(key) + _LOCK_SUFFIX) if usable else None
+        from menda.core_auth._lock import FileLock
+
         return FileLock(path, timeout)
 
     # ----------------------------------------------------------------- typed entries

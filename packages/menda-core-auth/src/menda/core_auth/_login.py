@@ -15,12 +15,14 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, NamedTuple
 
 from menda.core_auth._clock import utcnow
-from menda.core_auth._files import FileLock, atomic_write, ensure_private_dir, read_regular_file
+from menda.core_auth._files import atomic_write, ensure_private_dir, read_regular_file
 
 if TYPE_CHECKING:
     import configparser
     from collections.abc import Callable, Mapping
     from pathlib import Path
+
+    from menda.core_auth._lock import FileLock
 
 __all__ = ["LOGIN_MARGIN", "CliTokenFile", "Login", "LoginFileState"]
 
@@ -270,4 +272,6 @@ class CliTokenFile:
 
     def lock(self, *, timeout: float = 30.0) -> FileLock:
         """Exclusive lock on ``.token.lock`` beside the file, waiting at most ``timeout``."""
+        from menda.core_auth._lock import FileLock
+
         return FileLock(self.path.with_name(_LOCK_NAME) if self._usable else None, timeout)
