@@ -27,7 +27,7 @@ from menda.cloud_client._device import DEVICE_GRANT_TYPE, pkce_pair
 from menda.core_auth import Identity, add_u2m_profile, load_profile
 from menda.error import InvalidConfigError, MendaAuthError, MendaCloudAPIError
 from menda.keyring.__main__ import main
-from menda.keyring.login import _Countdown
+from menda.keyring._prompt import Countdown
 from menda.testing import CLI_TOKEN_KEYS, Malformed, MendaCloudEmulator, Status
 
 if TYPE_CHECKING:
@@ -436,7 +436,7 @@ def test_ctrl_c_while_waiting_leaves_every_file_as_it_was(
 
 def test_the_countdown_rewrites_one_line_on_a_terminal() -> None:
     stream = io.StringIO()
-    countdown = _Countdown(stream, tty=True)
+    countdown = Countdown(stream, tty=True)
     for left in (600.0, 599.6, 599.0, 9.0):
         countdown(left)
     countdown.close()
@@ -454,7 +454,7 @@ def test_the_countdown_rewrites_one_line_on_a_terminal() -> None:
 
 def test_the_countdown_prints_a_line_every_30_seconds_without_a_terminal() -> None:
     stream = io.StringIO()
-    countdown = _Countdown(stream, tty=False)
+    countdown = Countdown(stream, tty=False)
     for left in range(600, 500, -1):
         countdown(float(left))
     countdown.close()

@@ -40,11 +40,11 @@ from menda.error import (
     MendaError,
     ProfileNotFoundError,
 )
+from menda.keyring._prompt import Countdown, can_open_browser, say, show
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from menda.cloud_client import DeviceAuthorization
     from menda.core_auth import Profile
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "login", "logout"]
@@ -55,18 +55,11 @@ EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 DEFAULT_PROFILE = "default"
-#: Without a terminal, the countdown prints a line this often (seconds).
-PLAIN_COUNTDOWN_EVERY = 30
 _REGISTRY_ENTRY = re.compile(r"registry-[0-9a-f]{32}\.json")
 
 
-def _say(stream: TextIO, text: str) -> None:
-    stream.write(text + "\n")
-    stream.flush()
-
-
 def _fail(err: TextIO, message: str) -> int:
-    _say(err, "menda-keyring: " + " ".join(message.split()))
+    say(err, "menda-keyring: " + " ".join(message.split()))
     return EXIT_FAILURE
 
 
@@ -112,75 +105,6 @@ def _forget_registry_tokens(cache: TokenCache, identity_key: str) -> int:
             if not cache.path_for(key).exists():
                 forgotten += 1
     return forgotten
-
-
-def _can_open_browser(env: Mapping[str, str]) -> bool:
-    """False where no graphical browser can start: a Linux (or BSD) box without a display.
-
-    There ``webbrowser`` would fall back to a text browser in this terminal.
-    """
-    if sys.platform in ("darwin", "win32") or env.get("BROWSER"):
-        return True
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
-
-
-def _open_browser(url: str) -> bool:
-    import webbrowser
-
-    try:
-        return webbrowser.open(url)
-    except (webbrowser.Error, OSError):
-        return False
-
-
-def _clock(seconds: float) -> str:
-    whole = max(0, int(seconds + 0.999))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
-class _Countdown:
-    """The time left to approve: one line rewritten in place on a terminal, else a
-    line every ``PLAIN_COUNTDOWN_EVERY`` seconds (CI logs, pipes)."""
-
-    def __init__(self, stream: TextIO, *, tty: bool) -> None:
-        self._stream = stream
-        self._tty = tty
-        self._shown: str | None = None
-        self._last: float | None = None
-
-    def __call__(self, left: float) -> None:
-        text = f"Waiting for approval: {_clock(left)} left (Ctrl-C to cancel)"
-        if self._tty:
-            if text != self._shown:
-                # Pad over the previous text, which may have been longer.
-                width = len(self._shown or "")
-                self._stream.write("\r" + text.ljust(width))
-                self._stream.flush()
-                self._shown = text
-        elif self._last is None or self._last - left >= PLAIN_COUNTDOWN_EVERY:
-            _say(self._stream, text)
-            self._last = left
-
-    def close(self) -> None:
-        """End the rewritten line, so what follows starts on a clean line."""
-        if self._tty and self._shown is not None:
-            self._stream.write("\r" + " " * len(self._shown) + "\r")
-            self._stream.flush()
-            self._shown = None
-
-
-def _show(err: TextIO, authorization: DeviceAuthorization, *, browser: bool) -> None:
-    if authorization.verification_uri_complete is not None:
-        _say(err, f"Open this URL in a browser and approve the code {authorization.user_code}:")
-    else:
-        _say(err, f"Open this URL in a browser and enter the code {authorization.user_code}:")
-    _say(err, f"\n    {authorization.url}\n")
-    if not browser:
-        return
-    if _open_browser(authorization.url):
-        _say(err, "(Opened it in your browser.)")
-    else:
-        _say(err, "(Could not open a browser: open the URL yourself.)")
 
 
 def _m2m_environment(env: Mapping[str, str]) -> bool:
@@ -249,7 +173,7 @@ def login(
         name = _profile_name(profile, env)
         return _login(name, host, browser=browser, env=env, out=out, err=err)
     except KeyboardInterrupt:
-        _say(err, "menda-keyring: login cancelled; nothing was written.")
+        say(err, "menda-keyring: login cancelled; nothing was written.")
         return EXIT_INTERRUPTED
     except MendaError as exc:
         return _fail(err, exc.message)
@@ -295,11 +219,11 @@ def _login(
         profile=name,
         config_path=profile.path,
     )
-    _say(err, f"Logging in to {profile.host} (profile '{name}').")
-    countdown = _Countdown(err, tty=err.isatty())
+    say(err, f"Logging in to {profile.host} (profile '{name}').")
+    countdown = Countdown(err, tty=err.isatty())
     with DeviceLogin(identity, user_agent_extra=f"menda-keyring/{__version__}") as flow:
         authorization = flow.start()
-        _show(err, authorization, browser=browser and _can_open_browser(env))
+        show(err, authorization, browser=browser and can_open_browser(env))
         try:
             result = flow.wait(authorization, on_tick=countdown)
         finally:
@@ -311,7 +235,7 @@ def _login(
                 add_u2m_profile(name, profile.host, path=profile.path, environ=env)
             except MendaConfigError as exc:
                 return _fail(err, f"{exc.message} The login was not saved.")
-            _say(err, f"Created profile '{name}' in {profile.path}.")
+            say(err, f"Created profile '{name}' in {profile.path}.")
         with logins.lock():
             stored = logins.store(name, result)
         if not stored:
@@ -322,7 +246,7 @@ def _login(
             )
         # A new login may be another user: tokens obtained with the old one must go.
         _forget_registry_tokens(cache, identity.cache_key)
-    _say(out, f"Logged in with profile '{name}' ({profile.host}); the login is in {logins.path}.")
+    say(out, f"Logged in with profile '{name}' ({profile.host}); the login is in {logins.path}.")
     return EXIT_OK
 
 
@@ -366,5 +290,5 @@ def logout(
     if forgotten:
         plural = "s" if forgotten != 1 else ""
         message += f"; deleted {forgotten} cached CodeArtifact token{plural}"
-    _say(out, message + ".")
+    say(out, message + ".")
     return EXIT_OK
