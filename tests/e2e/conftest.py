@@ -222,7 +222,9 @@ def _our_wheels(root: Path, digest: str) -> list[str]:
     dependencies editable, pointing into whichever checkout built the venv.
     """
     out = root / f"wheels-{digest}"
-    if not (out / ".complete").exists():
+    complete = (out / ".complete").exists() and len(list(out.glob("*.whl"))) == len(OUR_PACKAGES)
+    if not complete:
+        shutil.rmtree(out, ignore_errors=True)
         root.mkdir(parents=True, exist_ok=True)
         building = root / f".building-{secrets.token_hex(4)}"
         try:
@@ -271,7 +273,7 @@ def build_tool_environment(
     for old in [*root.glob(f"{prefix}-*"), *root.glob("wheels-*")]:
         marker = old / ".complete"
         stale = marker.exists() and time.time() - marker.stat().st_mtime > _STALE_AFTER
-        if old not in (final, Path(wheels[0]).parent) and stale:
+        if old not in (final, root / f"wheels-{digest}") and stale:
             shutil.rmtree(old, ignore_errors=True)
     return ToolEnvironment(final)
 
