@@ -311,3 +311,27 @@ def our_failure_lines(result: subprocess.CompletedProcess[str], error_class: str
         for line in output_of(result).splitlines()
         if line.startswith("menda-keyring: ") and line.endswith(f" [{error_class}]")
     ]
+
+
+def write_library(
+    project: Path, name: str, version: str, *, requires: str, backend: str, src: bool = False
+) -> Path:
+    """A tiny library to publish: one package holding its version, built by ``backend``."""
+    package = (project / "src" if src else project) / name.replace("-", "_")
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f'__version__ = "{version}"\n', encoding="utf-8")
+    (project / "pyproject.toml").write_text(
+        f"""\
+[project]
+name = "{name}"
+version = "{version}"
+description = "A package published by a test"
+requires-python = ">=3.10"
+
+[build-system]
+requires = ["{requires}"]
+build-backend = "{backend}"
+""",
+        encoding="utf-8",
+    )
+    return project

@@ -37,6 +37,7 @@ from tests.e2e.conftest import (
     our_failure_lines,
     output_of,
     tool_env,
+    write_library,
 )
 
 from menda.testing import build_wheel
@@ -170,28 +171,6 @@ def lookups(e2e: E2E) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []
 
 
-def write_library(project: Path) -> Path:
-    """A tiny library built by hatchling, as `hatch new` lays one out."""
-    package = project / "src" / UPLOADED.replace("-", "_")
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f'__version__ = "{VERSION}"\n', encoding="utf-8")
-    (project / "pyproject.toml").write_text(
-        f"""\
-[project]
-name = "{UPLOADED}"
-version = "{VERSION}"
-description = "A package published with hatch"
-requires-python = ">=3.10"
-
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-""",
-        encoding="utf-8",
-    )
-    return project
-
-
 def upload_url(e2e: E2E) -> str:
     return e2e.repo.repository(e2e.index_url).upload_url
 
@@ -215,7 +194,14 @@ def test_hatch_build_and_publish_as_aws_upload_with_a_token_from_keyring(
     e2e: E2E, hatch_tool: ToolEnvironment, wheelhouse: Path, user_from: str
 ) -> None:
     e2e.use_env_m2m()
-    project = write_library(e2e.tmp / "lib")
+    project = write_library(
+        e2e.tmp / "lib",
+        UPLOADED,
+        VERSION,
+        requires="hatchling",
+        backend="hatchling.build",
+        src=True,
+    )
 
     built = hatch(
         e2e,

@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     our_failure_lines,
     output_of,
     tool_env,
+    write_library,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -71,28 +72,6 @@ priority = "primary"
 name = "{SOURCE}"
 url = "{private_index}"
 priority = "explicit"
-""",
-        encoding="utf-8",
-    )
-    return project
-
-
-def write_library(project: Path) -> Path:
-    """A tiny library that Poetry builds in its own process (poetry-core is beside it)."""
-    package = project / UPLOADED.replace("-", "_")
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f'__version__ = "{VERSION}"\n', encoding="utf-8")
-    (project / "pyproject.toml").write_text(
-        f"""\
-[project]
-name = "{UPLOADED}"
-version = "{VERSION}"
-description = "A package published with Poetry"
-requires-python = ">=3.10"
-
-[build-system]
-requires = ["poetry-core>=2,<3"]
-build-backend = "poetry.core.masonry.api"
 """,
         encoding="utf-8",
     )
@@ -197,7 +176,13 @@ def test_poetry_publish_uploads_with_a_token_from_keyring(
     # `get_credential(<upload url>, <username>)`: with no username configured,
     # it takes `aws` from our credential.
     e2e.use_env_m2m()
-    project = write_library(e2e.tmp / "lib")
+    project = write_library(
+        e2e.tmp / "lib",
+        UPLOADED,
+        VERSION,
+        requires="poetry-core>=2,<3",
+        backend="poetry.core.masonry.api",
+    )
     upload_url = e2e.repo.repository(e2e.index_url).upload_url
 
     result = poetry(
@@ -231,7 +216,13 @@ def test_poetry_publish_uploads_with_a_token_from_keyring(
 def test_poetry_publish_without_an_identity_shows_our_line_once(
     e2e: E2E, poetry_tool: ToolEnvironment
 ) -> None:
-    project = write_library(e2e.tmp / "lib")
+    project = write_library(
+        e2e.tmp / "lib",
+        UPLOADED,
+        VERSION,
+        requires="poetry-core>=2,<3",
+        backend="poetry.core.masonry.api",
+    )
     upload_url = e2e.repo.repository(e2e.index_url).upload_url
 
     result = poetry(
