@@ -298,6 +298,14 @@ def assert_no_secret(e2e: E2E, *texts: str) -> None:
             assert secret not in text
 
 
+def assert_one_token_and_one_exchange(e2e: E2E) -> None:
+    """menda cloud minted one access token and one registry token, both for the env client."""
+    assert e2e.cloud.count("token", grant_type="client_credentials", client_id=CLIENT_ID) == 1
+    assert e2e.cloud.count("token") == 1
+    assert e2e.cloud.count("registry", status=200, identity=CLIENT_ID) == 1
+    assert e2e.cloud.count("registry") == 1
+
+
 def assert_no_outbound_attempt(e2e: E2E) -> None:
     """The proxy refused nothing: no tool tried to reach a host outside the test world."""
     refused = [f"{r.scheme}://{r.host}{r.path}" for r in e2e.repo.requests.records(status=502)]

@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     ToolUnavailable,
     assert_no_outbound_attempt,
     assert_no_secret,
+    assert_one_token_and_one_exchange,
     build_tool_environment,
     our_failure_lines,
     output_of,
@@ -236,10 +237,7 @@ def test_hatch_build_and_publish_as_aws_upload_with_a_token_from_keyring(
     assert upload_posts(e2e, 200) == 2
     assert upload_posts(e2e, 401) == 0
     # One get_password: one access token, one registry token, on both uploads.
-    assert e2e.cloud.count("token", grant_type="client_credentials", client_id="ci-bot") == 1
-    assert e2e.cloud.count("token") == 1
-    assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
-    assert e2e.cloud.count("registry") == 1
+    assert_one_token_and_one_exchange(e2e)
     assert lookups(e2e) == []
     assert_no_outbound_attempt(e2e)
     assert_no_secret(e2e, output_of(built), output)

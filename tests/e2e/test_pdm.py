@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     ToolUnavailable,
     assert_no_outbound_attempt,
     assert_no_secret,
+    assert_one_token_and_one_exchange,
     build_tool_environment,
     our_failure_lines,
     output_of,
@@ -108,10 +109,7 @@ def test_pdm_lock_and_install_get_the_private_package_through_keyring(
     lock = (project / "pdm.lock").read_text(encoding="utf-8")
     assert 'name = "menda-hello"' in lock
     # One access token and one registry token for both processes: install used the cache.
-    assert e2e.cloud.count("token", grant_type="client_credentials", client_id="ci-bot") == 1
-    assert e2e.cloud.count("token") == 1
-    assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
-    assert e2e.cloud.count("registry") == 1
+    assert_one_token_and_one_exchange(e2e)
     host = e2e.repo.repository(e2e.index_url).host
     page = "/pypi/menda-plugins/simple/menda-hello/"
     assert e2e.repo.count(host=host, path=page, auth_valid=True) >= 1

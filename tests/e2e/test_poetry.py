@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     ToolUnavailable,
     assert_no_outbound_attempt,
     assert_no_secret,
+    assert_one_token_and_one_exchange,
     build_tool_environment,
     our_failure_lines,
     output_of,
@@ -121,10 +122,7 @@ def test_poetry_lock_and_install_get_the_private_package_through_keyring(
     assert 'name = "menda-hello"' in lock
     assert e2e.index_url.rstrip("/") in lock  # the source, recorded without credentials
     # One access token and one registry token for both processes: install used the cache.
-    assert e2e.cloud.count("token", grant_type="client_credentials", client_id="ci-bot") == 1
-    assert e2e.cloud.count("token") == 1
-    assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
-    assert e2e.cloud.count("registry") == 1
+    assert_one_token_and_one_exchange(e2e)
     assert private_page_auths(e2e) >= 1
     assert_no_outbound_attempt(e2e)
     assert_no_secret(e2e, lock, output_of(locked), output_of(installed))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from tests.e2e.conftest import assert_one_token_and_one_exchange
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import E2E
@@ -182,10 +183,7 @@ def test_uv_install_with_m2m(e2e: E2E, source: str, cache_file: str) -> None:
 
     assert_ok(result)
     assert_imports(e2e, python)
-    assert e2e.cloud.count("token", grant_type="client_credentials", client_id="ci-bot") == 1
-    assert e2e.cloud.count("token") == 1
-    assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
-    assert e2e.cloud.count("registry") == 1
+    assert_one_token_and_one_exchange(e2e)
     assert (e2e.home.cache_dir / "menda-keyring" / cache_file).is_file()
     assert_no_secret_in(e2e, result.stdout, result.stderr)
 

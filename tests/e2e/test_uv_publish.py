@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     E2E,
     assert_no_outbound_attempt,
     assert_no_secret,
+    assert_one_token_and_one_exchange,
     our_failure_lines,
     output_of,
 )
@@ -57,10 +58,7 @@ def assert_uploaded_with_one_token(
     assert e2e.repo.files(e2e.index_url, PROJECT) == [wheel.name]
     assert upload_posts(e2e, 200) == 1
     assert upload_posts(e2e, 401) == 0
-    assert e2e.cloud.count("token", grant_type="client_credentials", client_id="ci-bot") == 1
-    assert e2e.cloud.count("token") == 1
-    assert e2e.cloud.count("registry", status=200, identity="ci-bot") == 1
-    assert e2e.cloud.count("registry") == 1
+    assert_one_token_and_one_exchange(e2e)
     assert_no_outbound_attempt(e2e)
     assert_no_secret(e2e, output)
 
